@@ -1,0 +1,77 @@
+//! `callrec-gateway user ...`: user management on the data folder while the server is stopped
+//! (the store's lock refuses a second process).
+
+use std::io::BufRead;
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use crate::config::{UserArgs, UserCommand};
+use crate::model::{Level, NewUser, Principal};
+use crate::server::store_options;
+use crate::service::{Service, SessionSettings};
+use crate::store::SledStore;
+
+fn read_password() -> anyhow::Result<String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("cannot read the password from standard input")?;
+    let password = line.trim_end_matches(['\r', '\n']).to_owned();
+    anyhow::ensure!(!password.is_empty(), "no password on standard input");
+    Ok(password)
+}
+
+pub async fn user(args: UserArgs) -> anyhow::Result<()> {
+    let options = store_options(&args.data);
+    let store = tokio::task::spawn_blocking(move || SledStore::open(options)).await??;
+    let service = Service::new(Arc::new(store), SessionSettings::default()).await?;
+    let console = Principal::console();
+    match args.command {
+        UserCommand::Add {
+            username,
+            level,
+            tenant,
+            group,
+        } => {
+            let new = NewUser {
+                level: Level::from_number("level", level)?,
+                password: read_password()?,
+                username,
+                tenant_id: tenant,
+                group_id: group,
+            };
+            let user = service.add_user(&console, new).await?;
+            println!("added {} ({})", user.username, user.level.label());
+        }
+        UserCommand::List => {
+            for u in service.users(&console)? {
+                let scope = [u.tenant_id.as_deref(), u.group_id.as_deref()]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+                    .join("/");
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    u.username,
+                    u.level.number(),
+                    u.level.label(),
+                    scope
+                );
+            }
+        }
+        UserCommand::Delete { username } => {
+            service.delete_user(&console, &username).await?;
+            println!("deleted {username}");
+        }
+        UserCommand::Passwd { username } => {
+            service
+                .set_password(&console, &username, &read_password()?)
+                .await?;
+            println!("password set for {username}; its sessions are ended");
+        }
+    }
+    service.flush().await?;
+    Ok(())
+}

@@ -1,0 +1,101 @@
+//! The command line. Every flag of `serve` can also be given as an environment variable.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "callrec-gateway",
+    version,
+    about = "Provisioning gateway for the system call recording service"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+    /// Manage local users in the data folder (while the server is stopped).
+    User(UserArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DataArgs {
+    /// Folder holding the store; created if missing.
+    #[arg(long, env = "CALLREC_DATA", default_value = "callrec-data")]
+    pub data: PathBuf,
+    /// Page cache of the store, in MiB.
+    #[arg(long, env = "CALLREC_CACHE_MB", default_value_t = 64)]
+    pub cache_mb: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on; port 0 picks a free port (the `listening on` line tells which).
+    #[arg(long, env = "CALLREC_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Lifetime of access tokens, in seconds.
+    #[arg(long, env = "CALLREC_ACCESS_TOKEN_TTL", default_value_t = 900)]
+    pub access_token_ttl: u64,
+    /// Lifetime of refresh tokens (and of a login session), in seconds.
+    #[arg(long, env = "CALLREC_REFRESH_TOKEN_TTL", default_value_t = 86_400)]
+    pub refresh_token_ttl: u64,
+    /// Consecutive failed logins after which a username is locked.
+    #[arg(long, env = "CALLREC_MAX_FAILED_LOGINS", default_value_t = 5)]
+    pub max_failed_logins: u32,
+    /// How long a username stays locked after too many failed logins, in seconds.
+    #[arg(long, env = "CALLREC_LOGIN_LOCKOUT", default_value_t = 60)]
+    pub login_lockout: u64,
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "CALLREC_BODY_LIMIT", default_value_t = 64 * 1024)]
+    pub body_limit: usize,
+    /// Log line format (the level is set by RUST_LOG, default info).
+    #[arg(long, env = "CALLREC_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Benchmarks only: acknowledge writes before they reach the disk.
+    #[arg(long, hide = true)]
+    pub unsafe_skip_flush: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UserArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(subcommand)]
+    pub command: UserCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add a user; the password is read from the first line of standard input.
+    Add {
+        username: String,
+        /// 16 System Admin, 12 Tenant Admin, 8 Group Admin, 0 End User.
+        #[arg(long)]
+        level: i64,
+        /// The tenant of a Tenant Admin, Group Admin or End User.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// The group of a Group Admin or End User.
+        #[arg(long)]
+        group: Option<String>,
+    },
+    /// List users (never their passwords).
+    List,
+    /// Delete a user and end its sessions.
+    Delete { username: String },
+    /// Set a user's password, read from the first line of standard input; ends its sessions.
+    Passwd { username: String },
+}

@@ -1,0 +1,150 @@
+//! Starting and stopping the server: open the store, make sure an administrator exists, bind,
+//! serve until told to stop, then make every acknowledged write durable.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+use crate::config::{LogFormat, ServeArgs};
+use crate::http::{self, HttpOptions};
+use crate::service::{Service, SessionSettings};
+use crate::store::{SledStore, StoreOptions};
+
+/// A bound server, not yet serving.
+pub struct Server {
+    listener: TcpListener,
+    service: Arc<Service>,
+    options: HttpOptions,
+    /// The password of the `admin` user created in an empty store, when none was given.
+    pub generated_admin_password: Option<String>,
+}
+
+/// What `serve` needs beyond the command line: the bootstrap password comes from the
+/// environment only, never from a flag that `ps` would show.
+pub struct Start {
+    pub args: ServeArgs,
+    pub admin_password: Option<String>,
+}
+
+pub fn store_options(data: &crate::config::DataArgs) -> StoreOptions {
+    let mut options = StoreOptions::new(&data.data);
+    options.cache_capacity = data.cache_mb.saturating_mul(1024 * 1024);
+    options
+}
+
+impl Server {
+    pub async fn start(start: Start) -> anyhow::Result<Server> {
+        let args = start.args;
+        let mut options = store_options(&args.data);
+        options.flush = !args.unsafe_skip_flush;
+        let store = tokio::task::spawn_blocking(move || SledStore::open(options)).await??;
+        let settings = SessionSettings {
+            access_ttl: Duration::from_secs(args.access_token_ttl),
+            refresh_ttl: Duration::from_secs(args.refresh_token_ttl),
+            max_failed_logins: args.max_failed_logins,
+            lockout: Duration::from_secs(args.login_lockout),
+        };
+        let service = Arc::new(Service::new(Arc::new(store), settings).await?);
+        let generated_admin_password = service
+            .bootstrap_admin(start.admin_password)
+            .await
+            .context("cannot create the admin user")?;
+        service.prune_sessions().await?;
+        let listener = TcpListener::bind(&args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        Ok(Server {
+            listener,
+            service,
+            options: HttpOptions {
+                body_limit: args.body_limit,
+            },
+            generated_admin_password,
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub fn service(&self) -> &Arc<Service> {
+        &self.service
+    }
+
+    /// Serves until `shutdown` resolves, lets requests in flight finish, then flushes.
+    pub async fn serve_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let router = http::app(self.service.clone(), &self.options);
+        axum::serve(self.listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        self.service.flush().await?;
+        Ok(())
+    }
+}
+
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+async fn stop_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {},
+        _ = terminate => {},
+    }
+    tracing::info!("stopping: finishing requests in flight");
+}
+
+/// `callrec-gateway serve`.
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    init_logging(args.log_format);
+    let admin_password = std::env::var("CALLREC_ADMIN_PASSWORD")
+        .ok()
+        .filter(|p| !p.is_empty());
+    let server = Server::start(Start {
+        args,
+        admin_password,
+    })
+    .await?;
+    if let Some(password) = &server.generated_admin_password {
+        eprintln!(
+            "created user 'admin' (System Admin) with password: {password}\n\
+             (shown only now; set CALLREC_ADMIN_PASSWORD before the first start to choose it)"
+        );
+    }
+    let addr = server.local_addr()?;
+    println!("listening on http://{addr}");
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    server.serve_until(stop_signal()).await?;
+    tracing::info!("stopped; every acknowledged write is on disk");
+    Ok(())
+}

@@ -1,0 +1,201 @@
+//! Login, token refresh, logout, and turning an access token into a [`Principal`].
+
+use std::time::Duration;
+
+use rand::RngCore;
+use rand::distributions::{Alphanumeric, DistString};
+use rand::rngs::OsRng;
+
+use super::{Decision, Service};
+use crate::auth::{TokenKind, Tokens, verify_password};
+use crate::error::{Error, Result};
+use crate::model::Principal;
+use crate::store::{Change, Session, Store};
+
+const TOKEN_KEY: &str = "token-signing-key";
+
+#[derive(Debug, Clone)]
+pub struct SessionSettings {
+    pub access_ttl: Duration,
+    pub refresh_ttl: Duration,
+    /// Consecutive failed logins after which a username is locked.
+    pub max_failed_logins: u32,
+    pub lockout: Duration,
+}
+
+impl Default for SessionSettings {
+    fn default() -> Self {
+        SessionSettings {
+            access_ttl: Duration::from_secs(15 * 60),
+            refresh_ttl: Duration::from_secs(24 * 3600),
+            max_failed_logins: 5,
+            lockout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A successful login.
+pub struct LoginAnswer {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub principal: Principal,
+}
+
+fn now() -> u64 {
+    crate::auth::Claims::now()
+}
+
+/// Loads the signing key, creating and storing it on first start.
+pub(super) async fn load_tokens(store: &dyn Store, settings: &SessionSettings) -> Result<Tokens> {
+    let existing = store.read().secret(TOKEN_KEY)?;
+    let key = match existing {
+        Some(key) => key,
+        None => {
+            let mut key = vec![0u8; 32];
+            OsRng.fill_bytes(&mut key);
+            let ticket = store
+                .write()
+                .commit(vec![Change::PutSecret(TOKEN_KEY.into(), key.clone())])?;
+            store.durable(ticket).await?;
+            key
+        }
+    };
+    Ok(Tokens::new(&key, settings.access_ttl, settings.refresh_ttl))
+}
+
+pub(super) fn random_id() -> String {
+    let mut bytes = [0u8; 16];
+    OsRng.fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub(super) fn random_password() -> String {
+    Alphanumeric.sample_string(&mut OsRng, 24)
+}
+
+impl Service {
+    pub fn tokens(&self) -> &Tokens {
+        &self.tokens
+    }
+
+    pub fn settings(&self) -> &SessionSettings {
+        &self.settings
+    }
+
+    pub async fn login(&self, username: &str, password: &str) -> Result<LoginAnswer> {
+        if let Err(seconds) = self.throttle.check(username) {
+            return Err(Error::TooManyAttempts {
+                retry_after_seconds: seconds,
+            });
+        }
+        let user = self.read(|r| r.user(username))?;
+        let (hash, attempt) = (
+            user.as_ref().map(|u| u.password_hash.clone()),
+            password.to_owned(),
+        );
+        let ok = tokio::task::spawn_blocking(move || verify_password(&attempt, hash.as_deref()))
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        let user = match user {
+            Some(user) if ok => user,
+            _ => {
+                self.throttle.failed(username);
+                return Err(Error::Unauthenticated(
+                    "invalid username or password".into(),
+                ));
+            }
+        };
+        self.throttle.succeeded(username);
+        let session = Session {
+            id: random_id(),
+            username: user.username.clone(),
+            expires_at: now() + self.tokens.refresh_ttl.as_secs(),
+        };
+        let (access_token, refresh_token) = (
+            self.tokens
+                .issue(TokenKind::Access, &user.username, &session.id)?,
+            self.tokens
+                .issue(TokenKind::Refresh, &user.username, &session.id)?,
+        );
+        self.write(|_| Ok(Decision::new(()).change(Change::PutSession(session))))
+            .await?;
+        Ok(LoginAnswer {
+            access_token,
+            refresh_token,
+            principal: Principal::of(&user),
+        })
+    }
+
+    /// The principal of a valid access token whose session and user still exist.
+    pub fn authenticate(&self, access_token: &str) -> Result<Principal> {
+        let claims = self.tokens.verify(access_token, TokenKind::Access)?;
+        self.principal_of_session(&claims.sid, &claims.sub)
+    }
+
+    fn principal_of_session(&self, session: &str, username: &str) -> Result<Principal> {
+        self.read(|r| {
+            let live = r
+                .session(session)?
+                .is_some_and(|s| s.username == username && s.expires_at > now());
+            if !live {
+                return Err(Error::Unauthenticated("the session has ended".into()));
+            }
+            let user = r
+                .user(username)?
+                .ok_or_else(|| Error::Unauthenticated("the user no longer exists".into()))?;
+            Ok(Principal::of(&user))
+        })
+    }
+
+    /// A new access token for a valid refresh token.
+    pub fn refresh(&self, refresh_token: &str) -> Result<String> {
+        let claims = self.tokens.verify(refresh_token, TokenKind::Refresh)?;
+        self.principal_of_session(&claims.sid, &claims.sub)?;
+        self.tokens
+            .issue(TokenKind::Access, &claims.sub, &claims.sid)
+    }
+
+    /// Ends the session of a refresh token; its access tokens stop working too.
+    pub async fn logout(&self, who: &Principal, refresh_token: &str) -> Result<()> {
+        let claims = self
+            .tokens
+            .verify(refresh_token, TokenKind::Refresh)
+            .map_err(|_| {
+                Error::invalid(
+                    "refresh_token",
+                    "refresh_token is not a valid refresh token",
+                )
+            })?;
+        if claims.sub != who.username {
+            return Err(Error::Forbidden(
+                "the refresh token belongs to another user".into(),
+            ));
+        }
+        self.write(|r| {
+            let d = Decision::new(());
+            Ok(if r.session(&claims.sid)?.is_some() {
+                d.change(Change::DeleteSession(claims.sid.clone()))
+            } else {
+                d
+            })
+        })
+        .await
+    }
+
+    /// Forgets sessions whose refresh tokens have expired.
+    pub async fn prune_sessions(&self) -> Result<usize> {
+        let now = now();
+        self.write(|r| {
+            let expired: Vec<Change> = r
+                .sessions()?
+                .into_iter()
+                .filter(|s| s.expires_at <= now)
+                .map(|s| Change::DeleteSession(s.id))
+                .collect();
+            let mut d = Decision::new(expired.len());
+            d.changes = expired;
+            Ok(d)
+        })
+        .await
+    }
+}

@@ -1,0 +1,138 @@
+//! Local users, managed by System Admins (and by the command line while the server is stopped).
+
+use super::sessions::random_password;
+use super::{Decision, Service};
+use crate::auth::hash_password;
+use crate::error::{Error, Result};
+use crate::model::user::{check_password, check_username};
+use crate::model::{Level, NewUser, Principal, User};
+use crate::store::{Change, Read};
+
+/// The username created in an empty store.
+pub const BOOTSTRAP_ADMIN: &str = "admin";
+
+async fn hash(password: String) -> Result<String> {
+    tokio::task::spawn_blocking(move || hash_password(&password))
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))?
+}
+
+fn sessions_of(r: &dyn Read, username: &str) -> Result<Vec<Change>> {
+    Ok(r.sessions()?
+        .into_iter()
+        .filter(|s| s.username == username)
+        .map(|s| Change::DeleteSession(s.id))
+        .collect())
+}
+
+impl Service {
+    pub async fn add_user(&self, who: &Principal, new: NewUser) -> Result<User> {
+        who.require(Level::SystemAdmin)?;
+        new.check()?;
+        if self.read(|r| r.user(&new.username))?.is_some() {
+            return Err(Error::AlreadyExists(format!(
+                "user '{}' already exists",
+                new.username
+            )));
+        }
+        let user = User {
+            username: new.username,
+            password_hash: hash(new.password).await?,
+            level: new.level,
+            tenant_id: new.tenant_id,
+            group_id: new.group_id,
+        };
+        self.write(|r| {
+            // Checked again under the writer lock: another request may have added it meanwhile.
+            if r.user(&user.username)?.is_some() {
+                return Err(Error::AlreadyExists(format!(
+                    "user '{}' already exists",
+                    user.username
+                )));
+            }
+            Ok(Decision::new(user.clone()).change(Change::PutUser(user.clone())))
+        })
+        .await
+    }
+
+    pub fn users(&self, who: &Principal) -> Result<Vec<User>> {
+        who.require(Level::SystemAdmin)?;
+        self.read(|r| r.users())
+    }
+
+    /// Deletes a user and ends its sessions. The last System Admin cannot be deleted.
+    pub async fn delete_user(&self, who: &Principal, username: &str) -> Result<()> {
+        who.require(Level::SystemAdmin)?;
+        self.write(|r| {
+            let user = r
+                .user(username)?
+                .ok_or_else(|| Error::NotFound(format!("user '{username}' does not exist")))?;
+            if user.level == Level::SystemAdmin {
+                let admins = r
+                    .users()?
+                    .iter()
+                    .filter(|u| u.level == Level::SystemAdmin)
+                    .count();
+                if admins == 1 {
+                    return Err(Error::InvalidOperation(
+                        "the last System Admin cannot be deleted".into(),
+                    ));
+                }
+            }
+            let mut d = Decision::new(()).change(Change::DeleteUser(username.to_owned()));
+            d.changes.extend(sessions_of(r, username)?);
+            Ok(d)
+        })
+        .await
+    }
+
+    /// Sets a user's password (a System Admin for anyone, others for themselves) and ends the
+    /// user's sessions.
+    pub async fn set_password(
+        &self,
+        who: &Principal,
+        username: &str,
+        password: &str,
+    ) -> Result<()> {
+        if who.username != username {
+            who.require(Level::SystemAdmin)?;
+        }
+        check_username(username)?;
+        check_password(password)?;
+        let password_hash = hash(password.to_owned()).await?;
+        self.write(|r| {
+            let mut user = r
+                .user(username)?
+                .ok_or_else(|| Error::NotFound(format!("user '{username}' does not exist")))?;
+            user.password_hash = password_hash.clone();
+            let mut d = Decision::new(()).change(Change::PutUser(user));
+            d.changes.extend(sessions_of(r, username)?);
+            Ok(d)
+        })
+        .await
+    }
+
+    /// In a store without users, creates `admin` (System Admin) with the given password, or a
+    /// generated one that is returned so that it can be shown once.
+    pub async fn bootstrap_admin(&self, password: Option<String>) -> Result<Option<String>> {
+        if !self.read(|r| r.users())?.is_empty() {
+            return Ok(None);
+        }
+        let (password, generated) = match password {
+            Some(p) => (p, false),
+            None => (random_password(), true),
+        };
+        self.add_user(
+            &Principal::console(),
+            NewUser {
+                username: BOOTSTRAP_ADMIN.into(),
+                password: password.clone(),
+                level: Level::SystemAdmin,
+                tenant_id: None,
+                group_id: None,
+            },
+        )
+        .await?;
+        Ok(generated.then_some(password))
+    }
+}
