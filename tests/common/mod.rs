@@ -1,0 +1,202 @@
+//! A running server for integration tests: the real router on 127.0.0.1:0 with a fresh data
+//! folder, plus a client that speaks to it like a portal would.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use callrec_gateway::config::{Cli, Command, ServeArgs};
+use callrec_gateway::server::{Server, Start};
+use callrec_gateway::service::Service;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub const ADMIN_PASSWORD: &str = "admin-password";
+pub const CALL_RECORDING: &str = "/api/v1/system/services/call_recording";
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    pub service: Arc<Service>,
+    /// A System Admin's access token (user `admin`).
+    pub token: String,
+    pub data: Arc<TempDir>,
+    shutdown: Option<oneshot::Sender<()>>,
+    handle: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+/// `serve` arguments as the command line would give them, plus `extra` flags.
+pub fn serve_args(data: &std::path::Path, extra: &[&str]) -> ServeArgs {
+    let mut argv = vec![
+        "callrec-gateway".to_owned(),
+        "serve".into(),
+        "--listen".into(),
+        "127.0.0.1:0".into(),
+        "--data".into(),
+        data.display().to_string(),
+    ];
+    argv.extend(extra.iter().map(|s| s.to_string()));
+    match <Cli as clap::Parser>::parse_from(argv).command {
+        Command::Serve(args) => args,
+        _ => unreachable!("serve was asked for"),
+    }
+}
+
+impl TestApp {
+    pub async fn start() -> TestApp {
+        Self::start_with(&[]).await
+    }
+
+    /// Starts with extra `serve` flags.
+    pub async fn start_with(extra: &[&str]) -> TestApp {
+        let data = Arc::new(tempfile::tempdir().expect("temp dir"));
+        Self::start_on(data, extra).await
+    }
+
+    /// Starts on an existing data folder (a restart).
+    pub async fn start_on(data: Arc<TempDir>, extra: &[&str]) -> TestApp {
+        let server = Server::start(Start {
+            args: serve_args(data.path(), extra),
+            admin_password: Some(ADMIN_PASSWORD.into()),
+        })
+        .await
+        .expect("server starts");
+        let addr = server.local_addr().expect("bound");
+        let service = server.service().clone();
+        let (tx, rx) = oneshot::channel();
+        let handle = tokio::spawn(server.serve_until(async {
+            let _ = rx.await;
+        }));
+        let mut app = TestApp {
+            addr,
+            client: reqwest::Client::new(),
+            service,
+            token: String::new(),
+            data,
+            shutdown: Some(tx),
+            handle: Some(handle),
+        };
+        app.token = app.login("admin", ADMIN_PASSWORD).await;
+        app
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Logs in and returns the access token; panics unless the login succeeds.
+    pub async fn login(&self, username: &str, password: &str) -> String {
+        let (status, body) = self
+            .call(
+                Method::POST,
+                "/api/v1/login/",
+                None,
+                Some(json!({"username": username, "password": password})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "login of {username}: {body}");
+        body["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_owned()
+    }
+
+    /// Sends a request with an optional bearer token and JSON body; returns status and body
+    /// (`Value::Null` for an empty body).
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self.client.request(method, self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("request sent");
+        let status = response.status();
+        let bytes = response.bytes().await.expect("body read");
+        let value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&bytes)))
+        };
+        (status, value)
+    }
+
+    /// As the admin.
+    pub async fn admin(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        self.call(method, path, Some(&self.token.clone()), body)
+            .await
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.admin(Method::GET, path, None).await
+    }
+
+    /// Stops the server (graceful shutdown, store flushed and closed).
+    /// The service, and with it the store, is dropped on return, so the folder can be
+    /// reopened.
+    pub async fn stop(mut self) -> Arc<TempDir> {
+        self.shutdown_and_wait().await;
+        self.data.clone()
+    }
+
+    async fn shutdown_and_wait(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(handle) = self.handle.take() {
+            handle.await.expect("server task").expect("server ran");
+        }
+    }
+}
+
+/// A documented example platform with the given name.
+pub fn platform(name: &str) -> Value {
+    json!({
+        "name": name,
+        "netAddress": "10.0.32.55",
+        "port": 222,
+        "mediaStream": "Dual",
+        "transportProtocol": "UDP",
+        "description": "test description",
+        "schemaVersion": "1.0",
+        "supportVideoRecording": false
+    })
+}
+
+pub fn platforms_path() -> String {
+    format!("{CALL_RECORDING}/platforms/")
+}
+
+/// The path of one platform, percent-encoded.
+pub fn platform_path(name: &str) -> String {
+    format!("{CALL_RECORDING}/platforms/{}/", encode(name))
+}
+
+pub fn encode(segment: &str) -> String {
+    segment
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
