@@ -1,0 +1,583 @@
+//! Login, tokens, user management and the APIO levels on every REST operation.
+
+mod common;
+
+use callrec_gateway::auth::{Claims, TokenKind};
+use common::*;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+const PASSWORD: &str = "a-long-password";
+
+async fn add_user(
+    app: &TestApp,
+    username: &str,
+    level: u8,
+    tenant: Option<&str>,
+    group: Option<&str>,
+) {
+    let mut body = json!({"username": username, "password": PASSWORD, "userLevel": level});
+    if let Some(t) = tenant {
+        body["tenantId"] = json!(t);
+    }
+    if let Some(g) = group {
+        body["groupId"] = json!(g);
+    }
+    let (status, answer) = app
+        .admin(Method::POST, "/api/v1/local/users/", Some(body))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+}
+
+async fn login_body(app: &TestApp, username: &str, password: &str) -> (StatusCode, Value) {
+    app.call(
+        Method::POST,
+        "/api/v1/login/",
+        None,
+        Some(json!({"username": username, "password": password})),
+    )
+    .await
+}
+
+/// The caller states the table is run with.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Who {
+    NoToken,
+    EndUser,
+    GroupAdmin,
+    TenantAdmin,
+    SystemAdmin,
+    Expired,
+    Tampered,
+    Revoked,
+    DeletedUser,
+}
+
+const EVERYONE: [Who; 9] = [
+    Who::NoToken,
+    Who::EndUser,
+    Who::GroupAdmin,
+    Who::TenantAdmin,
+    Who::SystemAdmin,
+    Who::Expired,
+    Who::Tampered,
+    Who::Revoked,
+    Who::DeletedUser,
+];
+
+struct Tokens {
+    end_user: String,
+    group: String,
+    tenant: String,
+    system: String,
+    expired: String,
+    tampered: String,
+    revoked: String,
+    deleted: String,
+}
+
+async fn tokens(app: &TestApp) -> Tokens {
+    add_user(app, "end", 0, Some("t1"), Some("g1")).await;
+    add_user(app, "group", 8, Some("t1"), Some("g1")).await;
+    add_user(app, "tenant", 12, Some("t1"), None).await;
+    add_user(app, "system", 16, None, None).await;
+    add_user(app, "gone", 16, None, None).await;
+    let system = app.login("system", PASSWORD).await;
+
+    // Same user and live session, but past its expiry, signed with the server's own key.
+    let claims = app
+        .service
+        .tokens()
+        .verify(&system, TokenKind::Access)
+        .unwrap();
+    let expired = app
+        .service
+        .tokens()
+        .sign(&Claims {
+            iat: claims.iat - 3600,
+            exp: claims.iat - 1,
+            ..claims
+        })
+        .unwrap();
+
+    let mut tampered = system.clone().into_bytes();
+    // Change the payload's last character: the signature no longer matches.
+    let dot = system.rfind('.').unwrap();
+    tampered[dot - 1] = if tampered[dot - 1] == b'A' {
+        b'B'
+    } else {
+        b'A'
+    };
+
+    let (_, body) = login_body(app, "system", PASSWORD).await;
+    let revoked = body["access_token"].as_str().unwrap().to_owned();
+    let (status, _) = app
+        .call(
+            Method::POST,
+            "/api/v1/logout/",
+            Some(&revoked),
+            Some(json!({"refresh_token": body["refresh_token"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    let deleted = app.login("gone", PASSWORD).await;
+    let (status, _) = app
+        .admin(Method::DELETE, "/api/v1/local/users/gone/", None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    Tokens {
+        end_user: app.login("end", PASSWORD).await,
+        group: app.login("group", PASSWORD).await,
+        tenant: app.login("tenant", PASSWORD).await,
+        system,
+        expired,
+        tampered: String::from_utf8(tampered).unwrap(),
+        revoked,
+        deleted,
+    }
+}
+
+impl Tokens {
+    fn of(&self, who: Who) -> Option<&str> {
+        Some(match who {
+            Who::NoToken => return None,
+            Who::EndUser => &self.end_user,
+            Who::GroupAdmin => &self.group,
+            Who::TenantAdmin => &self.tenant,
+            Who::SystemAdmin => &self.system,
+            Who::Expired => &self.expired,
+            Who::Tampered => &self.tampered,
+            Who::Revoked => &self.revoked,
+            Who::DeletedUser => &self.deleted,
+        })
+    }
+}
+
+/// What DESIGN.md says the caller gets, given the lowest level allowed.
+fn expected(who: Who, minimum: u8) -> StatusCode {
+    let level = match who {
+        Who::EndUser => 0,
+        Who::GroupAdmin => 8,
+        Who::TenantAdmin => 12,
+        Who::SystemAdmin => 16,
+        _ => return StatusCode::UNAUTHORIZED,
+    };
+    if level >= minimum {
+        StatusCode::OK
+    } else {
+        StatusCode::FORBIDDEN
+    }
+}
+
+#[tokio::test]
+async fn every_rest_operation_at_every_level_and_token_state() {
+    let app = TestApp::start().await;
+    let t = tokens(&app).await;
+    app.admin(Method::POST, &platforms_path(), Some(platform("Default")))
+        .await;
+    let props = format!("{CALL_RECORDING}/properties/");
+    let mut row = 0;
+    for who in EVERYONE {
+        // Each row gets its own objects, so that a 200 of one row cannot fail the next.
+        row += 1;
+        let own = format!("Row {row}");
+        app.admin(Method::POST, &platforms_path(), Some(platform(&own)))
+            .await;
+        let operations: Vec<(Method, String, Option<Value>, u8)> = vec![
+            (Method::GET, platforms_path(), None, 8),
+            (
+                Method::POST,
+                platforms_path(),
+                Some(platform(&format!("Added {row}"))),
+                16,
+            ),
+            (Method::GET, platform_path(&own), None, 16),
+            (
+                Method::PUT,
+                platform_path(&own),
+                Some(json!({"description": "changed"})),
+                16,
+            ),
+            (
+                Method::GET,
+                format!("{}usage/", platform_path(&own)),
+                None,
+                16,
+            ),
+            (Method::DELETE, platform_path(&own), None, 16),
+            (Method::GET, props.clone(), None, 16),
+            (
+                Method::PUT,
+                props.clone(),
+                Some(json!({"refreshPeriodSeconds": 61})),
+                16,
+            ),
+            (Method::GET, "/api/v1/local/users/".into(), None, 16),
+            (
+                Method::POST,
+                "/api/v1/local/users/".into(),
+                Some(
+                    json!({"username": format!("u{row}"), "password": PASSWORD, "userLevel": 0,
+                            "tenantId": "t1", "groupId": "g1"}),
+                ),
+                16,
+            ),
+            (
+                Method::DELETE,
+                format!("/api/v1/local/users/u{row}/"),
+                None,
+                16,
+            ),
+        ];
+        for (method, path, body, minimum) in operations {
+            let (status, answer) = app.call(method.clone(), &path, t.of(who), body).await;
+            let want = expected(who, minimum);
+            assert_eq!(status, want, "{who:?} {method} {path}: {answer}");
+            if want != StatusCode::OK {
+                let name = if want == StatusCode::UNAUTHORIZED {
+                    "UNAUTHENTICATED"
+                } else {
+                    "FORBIDDEN"
+                };
+                assert_eq!(answer["errors"][0]["name"], name, "{who:?} {method} {path}");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn login_answers_the_apio_shape_and_refuses_bad_credentials() {
+    let app = TestApp::start().await;
+    add_user(&app, "grp", 8, Some("t1"), Some("g1")).await;
+    let (status, body) = login_body(&app, "grp", PASSWORD).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body["access_token"].as_str().unwrap().len() > 20);
+    assert!(body["refresh_token"].as_str().unwrap().len() > 20);
+    assert_eq!(
+        body["ids"],
+        json!({"tenant_id": "t1", "group_id": "g1", "user_id": "grp"})
+    );
+    assert_eq!(body["profile"], json!({"user_level": 8}));
+
+    for (user, password) in [("grp", "wrong-password"), ("nobody", PASSWORD), ("grp", "")] {
+        let (status, body) = login_body(&app, user, password).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{user}");
+        assert_eq!(body["errors"][0]["name"], "UNAUTHENTICATED");
+    }
+    let (status, body) = app
+        .call(
+            Method::POST,
+            "/api/v1/login/",
+            None,
+            Some(json!({"username": "grp"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["errors"][0]["name"], "INVALID_VALUE");
+}
+
+#[tokio::test]
+async fn malformed_authorization_headers_are_401() {
+    let app = TestApp::start().await;
+    for header in [
+        "",
+        "Bearer",
+        "Bearer ",
+        "Basic YWRtaW46eA==",
+        "Bearer not.a.jwt",
+        "token",
+    ] {
+        let response = app
+            .client
+            .get(app.url(&platforms_path()))
+            .header("authorization", header)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{header:?}");
+        assert_eq!(response.headers()["www-authenticate"], "Bearer");
+    }
+}
+
+#[tokio::test]
+async fn refresh_gives_a_working_access_token_and_logout_ends_it() {
+    let app = TestApp::start().await;
+    let (_, body) = login_body(&app, "admin", ADMIN_PASSWORD).await;
+    let (access, refresh) = (
+        body["access_token"].as_str().unwrap().to_owned(),
+        body["refresh_token"].as_str().unwrap().to_owned(),
+    );
+    let (status, fresh) = app
+        .call(
+            Method::GET,
+            "/api/v1/auth/access_token/",
+            Some(&refresh),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let fresh = fresh["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        app.call(Method::GET, &platforms_path(), Some(&fresh), None)
+            .await
+            .0,
+        StatusCode::OK
+    );
+
+    // An access token is not a refresh token, nor the other way round.
+    let (status, _) = app
+        .call(
+            Method::GET,
+            "/api/v1/auth/access_token/",
+            Some(&access),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = app
+        .call(Method::GET, &platforms_path(), Some(&refresh), None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    let (status, _) = app
+        .call(
+            Method::POST,
+            "/api/v1/logout/",
+            Some(&access),
+            Some(json!({"refresh_token": refresh})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = app
+        .call(
+            Method::GET,
+            "/api/v1/auth/access_token/",
+            Some(&refresh),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    for token in [&access, &fresh] {
+        let (status, _) = app
+            .call(Method::GET, &platforms_path(), Some(token), None)
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    // Other sessions of the same user go on.
+    assert_eq!(app.get(&platforms_path()).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn logout_needs_the_callers_own_valid_refresh_token() {
+    let app = TestApp::start().await;
+    add_user(&app, "other", 16, None, None).await;
+    let (_, other) = login_body(&app, "other", PASSWORD).await;
+    let (status, body) = app
+        .admin(
+            Method::POST,
+            "/api/v1/logout/",
+            Some(json!({"refresh_token": other["refresh_token"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (status, body) = app
+        .admin(
+            Method::POST,
+            "/api/v1/logout/",
+            Some(json!({"refresh_token": "garbage"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["errors"][0]["details"]["field"], "refresh_token");
+}
+
+#[tokio::test]
+async fn tokens_survive_a_restart() {
+    let app = TestApp::start().await;
+    let (_, body) = login_body(&app, "admin", ADMIN_PASSWORD).await;
+    let data = app.stop().await;
+    let app = TestApp::start_on(data, &[]).await;
+    let access = body["access_token"].as_str().unwrap();
+    assert_eq!(
+        app.call(Method::GET, &platforms_path(), Some(access), None)
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let refresh = body["refresh_token"].as_str().unwrap();
+    let (status, _) = app
+        .call(
+            Method::GET,
+            "/api/v1/auth/access_token/",
+            Some(refresh),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn repeated_failures_lock_one_username_only() {
+    let app = TestApp::start_with(&["--max-failed-logins", "3", "--login-lockout", "600"]).await;
+    add_user(&app, "victim", 16, None, None).await;
+    for _ in 0..3 {
+        assert_eq!(
+            login_body(&app, "victim", "guess-guess").await.0,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    // Even the right password is refused while locked.
+    let (status, body) = login_body(&app, "victim", PASSWORD).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(body["errors"][0]["name"], "TOO_MANY_ATTEMPTS");
+    assert!(
+        body["errors"][0]["details"]["retryAfterSeconds"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    // Other users are not affected.
+    let (status, _) = login_body(&app, "admin", ADMIN_PASSWORD).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn user_management_rules() {
+    let app = TestApp::start().await;
+    add_user(&app, "ops", 12, Some("t1"), None).await;
+    let (status, body) = app
+        .admin(
+            Method::POST,
+            "/api/v1/local/users/",
+            Some(json!({"username": "ops", "password": PASSWORD, "userLevel": 16})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["errors"][0]["code"], 11);
+
+    for (body, field) in [
+        (
+            json!({"username": "x", "password": PASSWORD, "userLevel": 7}),
+            "userLevel",
+        ),
+        (
+            json!({"username": "x", "password": PASSWORD, "userLevel": 12}),
+            "userLevel",
+        ),
+        (
+            json!({"username": "x", "password": PASSWORD, "userLevel": 16, "tenantId": "t"}),
+            "userLevel",
+        ),
+        (
+            json!({"username": "x", "password": "short", "userLevel": 16}),
+            "password",
+        ),
+        (
+            json!({"username": "", "password": PASSWORD, "userLevel": 16}),
+            "username",
+        ),
+        (
+            json!({"username": "x", "password": PASSWORD, "userLevel": 16, "admin": true}),
+            "admin",
+        ),
+    ] {
+        let (status, answer) = app
+            .admin(Method::POST, "/api/v1/local/users/", Some(body.clone()))
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(answer["errors"][0]["details"]["field"], field, "{answer}");
+    }
+
+    let (status, body) = app.get("/api/v1/local/users/").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body,
+        json!({"users": [
+            {"username": "admin", "userLevel": 16},
+            {"username": "ops", "userLevel": 12, "tenantId": "t1"}
+        ]})
+    );
+    assert_eq!(
+        app.admin(Method::DELETE, "/api/v1/local/users/nobody/", None)
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    let (status, body) = app
+        .admin(Method::DELETE, "/api/v1/local/users/admin/", None)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["errors"][0]["code"], 18, "the last System Admin stays");
+    assert_eq!(
+        app.admin(Method::DELETE, "/api/v1/local/users/ops", None)
+            .await
+            .0,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn passwords_never_appear_in_responses() {
+    let app = TestApp::start().await;
+    let secret = "very-secret-password-123";
+    let mut seen = String::new();
+    for body in [
+        json!({"username": "u1", "password": secret, "userLevel": 16}),
+        json!({"username": "u1", "password": secret, "userLevel": 16}),
+        json!({"username": "u2", "password": secret, "userLevel": 3}),
+    ] {
+        seen += &app
+            .admin(Method::POST, "/api/v1/local/users/", Some(body))
+            .await
+            .1
+            .to_string();
+    }
+    seen += &app.get("/api/v1/local/users/").await.1.to_string();
+    seen += &login_body(&app, "u1", secret).await.1.to_string();
+    seen += &login_body(&app, "u1", "wrong-but-secret")
+        .await
+        .1
+        .to_string();
+    assert!(
+        !seen.contains(secret) && !seen.contains("wrong-but-secret"),
+        "{seen}"
+    );
+    assert!(!seen.contains("argon2"), "no hash either: {seen}");
+}
+
+#[tokio::test]
+async fn bootstrap_generates_a_password_when_none_is_given() {
+    let data = tempfile::tempdir().unwrap();
+    let server = callrec_gateway::server::Server::start(callrec_gateway::server::Start {
+        args: serve_args(data.path(), &[]),
+        admin_password: None,
+    })
+    .await
+    .unwrap();
+    let password = server.generated_admin_password.clone().expect("generated");
+    assert!(password.len() >= 20);
+    let answer = server
+        .service()
+        .login("admin", &password)
+        .await
+        .expect("login");
+    assert_eq!(answer.principal.level.number(), 16);
+    drop(server);
+    // A second start on the same store creates nothing and shows nothing.
+    let server = callrec_gateway::server::Server::start(callrec_gateway::server::Start {
+        args: serve_args(data.path(), &[]),
+        admin_password: Some("ignored-now".into()),
+    })
+    .await
+    .unwrap();
+    assert!(server.generated_admin_password.is_none());
+    assert!(
+        server
+            .service()
+            .login("admin", "ignored-now")
+            .await
+            .is_err()
+    );
+}

@@ -1,0 +1,115 @@
+//! The real binary as a child process, for what only a process shows: the `listening on`
+//! line, signals, `kill -9`, a second process on the same data folder.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_callrec-gateway");
+
+pub struct Process {
+    pub child: Child,
+    pub addr: String,
+    /// Drains stderr all along, so that a chatty log never fills the pipe and stalls the
+    /// server; yields everything it read once the process has exited.
+    stderr: Option<tokio::task::JoinHandle<String>>,
+}
+
+fn drain(child: &mut Child) -> tokio::task::JoinHandle<String> {
+    let mut err = child.stderr.take().expect("stderr piped");
+    tokio::spawn(async move {
+        let mut bytes = Vec::new();
+        let _ = err.read_to_end(&mut bytes).await;
+        String::from_utf8_lossy(&bytes).into_owned()
+    })
+}
+
+pub fn command(args: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .env_remove("CALLREC_LISTEN")
+        .env_remove("CALLREC_DATA")
+        .env_remove("CALLREC_ADMIN_PASSWORD")
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    cmd
+}
+
+impl Process {
+    /// Starts `serve` on 127.0.0.1:0 and waits (bounded) for its `listening on` line.
+    pub async fn serve(data: &Path, envs: &[(&str, &str)]) -> Process {
+        let mut cmd = command(&[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data",
+            &data.display().to_string(),
+        ]);
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("binary starts");
+        let stderr = Some(drain(&mut child));
+        let stdout = child.stdout.take().expect("stdout piped");
+        let mut lines = BufReader::new(stdout).lines();
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .expect("listening line within 30 s")
+            .expect("stdout readable")
+            .expect("a line before exit");
+        let addr = line
+            .strip_prefix("listening on http://")
+            .unwrap_or_else(|| panic!("unexpected first line: {line}"))
+            .to_owned();
+        Process {
+            child,
+            addr,
+            stderr,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Sends SIGTERM and waits (bounded) for the exit; returns the exit code and stderr.
+    pub async fn terminate(mut self) -> (Option<i32>, String) {
+        let pid = self.child.id().expect("running") as i32;
+        // kill(1) keeps the tests free of unsafe libc calls.
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+        let exit = tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .expect("exits within 30 s after SIGTERM")
+            .expect("wait");
+        (exit.code(), self.stderr().await)
+    }
+
+    /// `kill -9`: no chance to flush anything.
+    pub async fn kill(mut self) -> String {
+        self.child.start_kill().expect("SIGKILL sent");
+        let _ = tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .expect("dies");
+        self.stderr().await
+    }
+
+    async fn stderr(&mut self) -> String {
+        match self.stderr.take() {
+            Some(task) => tokio::time::timeout(Duration::from_secs(10), task)
+                .await
+                .expect("stderr closes after exit")
+                .expect("stderr task"),
+            None => String::new(),
+        }
+    }
+}
