@@ -61,6 +61,30 @@ pub struct ServeArgs {
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "CALLREC_BODY_LIMIT", default_value_t = 64 * 1024)]
     pub body_limit: usize,
+    /// Longest a request may take before it is answered 408, in seconds.
+    #[arg(long, env = "CALLREC_REQUEST_TIMEOUT", default_value_t = 30)]
+    pub request_timeout: u64,
+    /// Longest a client may take to send a request's headers, in seconds.
+    #[arg(long, env = "CALLREC_HEADER_READ_TIMEOUT", default_value_t = 10)]
+    pub header_read_timeout: u64,
+    /// On SIGTERM/SIGINT, how long requests in flight may take to finish, in seconds.
+    #[arg(long, env = "CALLREC_SHUTDOWN_GRACE", default_value_t = 30)]
+    pub shutdown_grace: u64,
+    /// Browser origins allowed to call the API (CORS), e.g. https://portal.example.com;
+    /// repeat the flag or separate with commas. None: no CORS headers.
+    #[arg(
+        long = "cors-origin",
+        env = "CALLREC_CORS_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub cors_origins: Vec<String>,
+    /// Bearer token that GET /metrics requires; without it /metrics is open (bind it to a
+    /// separate address with --metrics-listen to keep it off the public port).
+    #[arg(long, env = "CALLREC_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
+    /// Serve /metrics on this address instead of the main one.
+    #[arg(long, env = "CALLREC_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
     /// Log line format (the level is set by RUST_LOG, default info).
     #[arg(long, env = "CALLREC_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

@@ -23,6 +23,7 @@ impl Code {
     pub const TOO_MANY_ATTEMPTS: Code = Code::new(106, "TOO_MANY_ATTEMPTS");
     pub const UNAVAILABLE: Code = Code::new(107, "UNAVAILABLE");
     pub const INTERNAL: Code = Code::new(108, "INTERNAL");
+    pub const REQUEST_TIMEOUT: Code = Code::new(109, "REQUEST_TIMEOUT");
 
     const fn new(number: u32, name: &'static str) -> Code {
         Code { number, name }
@@ -65,6 +66,8 @@ pub enum Error {
     Unavailable(String),
     #[error("internal error")]
     Internal(String),
+    #[error("{0}")]
+    Timeout(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -98,6 +101,7 @@ impl Error {
             Error::TooManyAttempts { .. } => Code::TOO_MANY_ATTEMPTS,
             Error::Unavailable(_) => Code::UNAVAILABLE,
             Error::Internal(_) => Code::INTERNAL,
+            Error::Timeout(_) => Code::REQUEST_TIMEOUT,
         }
     }
 
@@ -111,6 +115,7 @@ impl Error {
             Error::Unauthenticated(_) => 401,
             Error::Forbidden(_) => 403,
             Error::NotFound(_) => 404,
+            Error::Timeout(_) => 408,
             Error::MethodNotAllowed(_) => 405,
             Error::PayloadTooLarge(_) => 413,
             Error::TooManyAttempts { .. } => 429,

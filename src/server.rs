@@ -10,6 +10,7 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 
 use crate::config::{LogFormat, ServeArgs};
+use crate::http::serve::{ServeOptions, serve};
 use crate::http::{self, HttpOptions};
 use crate::service::{Service, SessionSettings};
 use crate::store::{SledStore, StoreOptions};
@@ -17,8 +18,10 @@ use crate::store::{SledStore, StoreOptions};
 /// A bound server, not yet serving.
 pub struct Server {
     listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
     service: Arc<Service>,
     options: HttpOptions,
+    serve_options: ServeOptions,
     /// The password of the `admin` user created in an empty store, when none was given.
     pub generated_admin_password: Option<String>,
 }
@@ -57,11 +60,28 @@ impl Server {
         let listener = TcpListener::bind(&args.listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
+        let metrics_listener = match &args.metrics_listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr} for metrics"))?,
+            ),
+            None => None,
+        };
         Ok(Server {
             listener,
-            service,
             options: HttpOptions {
                 body_limit: args.body_limit,
+                request_timeout: Duration::from_secs(args.request_timeout),
+                cors_origins: args.cors_origins.clone(),
+                metrics_token: args.metrics_token.clone(),
+                metrics_here: metrics_listener.is_none(),
+            },
+            metrics_listener,
+            service,
+            serve_options: ServeOptions {
+                header_read_timeout: Duration::from_secs(args.header_read_timeout),
+                shutdown_grace: Duration::from_secs(args.shutdown_grace),
             },
             generated_admin_password,
         })
@@ -69,6 +89,13 @@ impl Server {
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// The address of the separate metrics listener, if one was asked for.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
     }
 
     pub fn service(&self) -> &Arc<Service> {
@@ -81,9 +108,29 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let router = http::app(self.service.clone(), &self.options);
-        axum::serve(self.listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await?;
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let metrics = self.metrics_listener.map(|listener| {
+            let app = http::metrics_app(self.service.clone(), &self.options);
+            let mut stopped = stopped.clone();
+            let options = ServeOptions {
+                header_read_timeout: self.serve_options.header_read_timeout,
+                shutdown_grace: Duration::from_secs(1),
+            };
+            tokio::spawn(async move {
+                serve(listener, app, options, async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                })
+                .await
+            })
+        });
+        serve(self.listener, router, self.serve_options, async move {
+            shutdown.await;
+            let _ = stop.send(true);
+        })
+        .await;
+        if let Some(metrics) = metrics {
+            let _ = metrics.await;
+        }
         self.service.flush().await?;
         Ok(())
     }
@@ -141,6 +188,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         );
     }
     let addr = server.local_addr()?;
+    if let Some(metrics) = server.metrics_addr() {
+        tracing::info!("metrics on http://{metrics}/metrics");
+    }
     println!("listening on http://{addr}");
     use std::io::Write;
     let _ = std::io::stdout().flush();

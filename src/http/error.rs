@@ -2,7 +2,8 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::error::Error;
 
@@ -16,26 +17,59 @@ impl From<Error> for ApiError {
     }
 }
 
-/// `{"errors":[{"code","name","message","details"}]}`; `details.field` names the offending
-/// field of a validation error.
-pub fn error_body(e: &Error) -> serde_json::Value {
-    let code = e.code();
-    let mut details = serde_json::Map::new();
-    if let Some(field) = e.field() {
-        details.insert("field".into(), json!(field));
+/// The documented error body: `{"errors":[{"code","name","message","details"}]}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub errors: Vec<ErrorItem>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorItem {
+    /// The sub error code: 11 ALREADY_EXISTS, 18 INVALID_OPERATION, 21 NOT_DELETED, or one of
+    /// this server's own (100 and up).
+    #[schema(example = 18)]
+    pub code: u32,
+    #[schema(example = "INVALID_OPERATION")]
+    pub name: &'static str,
+    #[schema(example = "Call Recording platform does not exist.")]
+    pub message: String,
+    pub details: ErrorDetails,
+}
+
+#[derive(Debug, Default, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorDetails {
+    /// The offending field of a validation error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub field: Option<String>,
+    /// How long a locked username must wait before the next login.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub retry_after_seconds: Option<u64>,
+}
+
+impl ErrorBody {
+    pub fn of(e: &Error) -> ErrorBody {
+        let code = e.code();
+        let retry_after_seconds = match e {
+            Error::TooManyAttempts {
+                retry_after_seconds,
+            } => Some(*retry_after_seconds),
+            _ => None,
+        };
+        ErrorBody {
+            errors: vec![ErrorItem {
+                code: code.number,
+                name: code.name,
+                message: e.public_message(),
+                details: ErrorDetails {
+                    field: e.field().map(str::to_owned),
+                    retry_after_seconds,
+                },
+            }],
+        }
     }
-    if let Error::TooManyAttempts {
-        retry_after_seconds,
-    } = e
-    {
-        details.insert("retryAfterSeconds".into(), json!(retry_after_seconds));
-    }
-    json!({"errors": [{
-        "code": code.number,
-        "name": code.name,
-        "message": e.public_message(),
-        "details": details,
-    }]})
 }
 
 impl IntoResponse for ApiError {
@@ -48,7 +82,7 @@ impl IntoResponse for ApiError {
             _ => {}
         }
         let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let mut response = (status, axum::Json(error_body(&e))).into_response();
+        let mut response = (status, axum::Json(ErrorBody::of(&e))).into_response();
         let headers = response.headers_mut();
         match &e {
             Error::Unauthenticated(_) => {

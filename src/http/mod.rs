@@ -1,46 +1,181 @@
-//! The HTTP surface: one router for REST (and, beside it, GraphQL and the operational paths).
+//! The HTTP surface: REST (with its OpenAPI document) and the operational paths, behind the
+//! middleware every request passes: request id, access log, CORS, timeout, body limit, metrics.
 
 pub mod error;
 pub mod extract;
+mod metrics;
+mod openapi;
+mod ops;
 mod rest;
+pub mod serve;
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderName, HeaderValue, Method, Uri, header};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tower::ServiceBuilder;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+pub use self::metrics::install as install_metrics;
+use crate::error::Error;
 use crate::service::Service;
+
+pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 #[derive(Clone)]
 pub struct AppState {
     pub service: Arc<Service>,
+    /// When set, `/metrics` wants it as a bearer token.
+    pub metrics_token: Option<Arc<str>>,
 }
 
 #[derive(Debug, Clone)]
 pub struct HttpOptions {
     /// Largest accepted request body, in bytes.
     pub body_limit: usize,
+    /// Longest a request may take before it is answered 408.
+    pub request_timeout: Duration,
+    /// Origins allowed to call from a browser; none means no CORS headers at all.
+    pub cors_origins: Vec<String>,
+    pub metrics_token: Option<String>,
+    /// Whether `/metrics` is served here (false when it has a listen address of its own).
+    pub metrics_here: bool,
 }
 
 impl Default for HttpOptions {
     fn default() -> Self {
         HttpOptions {
             body_limit: 64 * 1024,
+            request_timeout: Duration::from_secs(30),
+            cors_origins: Vec::new(),
+            metrics_token: None,
+            metrics_here: true,
         }
     }
 }
 
+fn state(service: Arc<Service>, options: &HttpOptions) -> AppState {
+    AppState {
+        service,
+        metrics_token: options.metrics_token.as_deref().map(Arc::from),
+    }
+}
+
+/// The routes with their OpenAPI operations.
+fn documented(options: &HttpOptions) -> OpenApiRouter<AppState> {
+    let router = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .merge(rest::routes())
+        .routes(routes!(ops::healthz))
+        .routes(routes!(ops::readyz));
+    if options.metrics_here {
+        router.routes(routes!(ops::metrics))
+    } else {
+        router
+    }
+}
+
+/// The OpenAPI document of every REST path.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    documented(&HttpOptions::default()).into_openapi()
+}
+
 /// The whole application; tests serve the same router.
 pub fn app(service: Arc<Service>, options: &HttpOptions) -> Router {
-    rest::routes()
+    metrics::install();
+    let (router, doc) = documented(options).split_for_parts();
+    let doc = Arc::new(doc.to_json().unwrap_or_default());
+    let inner = router
+        .route(
+            OPENAPI_PATH,
+            get(move || {
+                let doc = doc.clone();
+                async move {
+                    (
+                        [(header::CONTENT_TYPE, "application/json")],
+                        doc.to_string(),
+                    )
+                }
+            }),
+        )
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(options.body_limit))
-        .layer(middleware::from_fn(access_log))
-        .with_state(AppState { service })
+        .layer(middleware::from_fn(metrics::track))
+        .with_state(state(service, options));
+    let normalized = ServiceBuilder::new()
+        .map_request(with_trailing_slash)
+        .service(inner);
+    let mut app = Router::new()
+        .fallback_service(normalized)
+        .layer(middleware::from_fn_with_state(
+            options.request_timeout,
+            time_limit,
+        ));
+    if !options.cors_origins.is_empty() {
+        app = app.layer(cors(&options.cors_origins));
+    }
+    app.layer(middleware::from_fn(access_log))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+/// Only `/metrics`, for a listen address of its own.
+pub fn metrics_app(service: Arc<Service>, options: &HttpOptions) -> Router {
+    metrics::install();
+    Router::new()
+        .route("/metrics", get(ops::metrics))
+        .fallback(error::not_found)
+        .with_state(state(service, options))
+}
+
+/// REST paths are routed with their documented trailing slash; a request without it is
+/// routed as if it had it.
+fn with_trailing_slash(mut request: Request) -> Request {
+    let path = request.uri().path();
+    if path.starts_with("/api/") && !path.ends_with('/') && path != OPENAPI_PATH {
+        let mut target = format!("{path}/");
+        if let Some(query) = request.uri().query() {
+            target.push('?');
+            target.push_str(query);
+        }
+        if let Ok(uri) = target.parse::<Uri>() {
+            *request.uri_mut() = uri;
+        }
+    }
+    request
+}
+
+fn cors(origins: &[String]) -> CorsLayer {
+    let origins: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, REQUEST_ID])
+        .expose_headers([REQUEST_ID])
+}
+
+async fn time_limit(State(limit): State<Duration>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => error::ApiError(Error::Timeout(format!(
+            "the request took longer than {} s; a change it asked for may still have been made",
+            limit.as_secs_f64()
+        )))
+        .into_response(),
+    }
 }
 
 /// One line per request. Only the path is logged: credentials travel in headers and bodies.
@@ -48,6 +183,12 @@ async fn access_log(request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
+    let request_id = request
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
     let response = next.run(request).await;
     tracing::info!(
         target: "access",
@@ -55,6 +196,7 @@ async fn access_log(request: Request, next: Next) -> Response {
         path,
         status = response.status().as_u16(),
         latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+        request_id,
     );
     response
 }

@@ -3,6 +3,7 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::text;
 use crate::error::{Error, Result};
@@ -11,13 +12,13 @@ pub const NAME_MAX: usize = 80;
 pub const NET_ADDRESS_MAX: usize = 80;
 pub const DESCRIPTION_MAX: usize = 80;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub enum MediaStream {
     Dual,
     Single,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub enum TransportProtocol {
     #[serde(rename = "UDP")]
     Udp,
@@ -26,7 +27,7 @@ pub enum TransportProtocol {
     Unspecified,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub enum SchemaVersion {
     #[serde(rename = "1.0")]
     V1_0,
@@ -38,16 +39,21 @@ pub enum SchemaVersion {
 
 /// A stored platform. Its serde form is the documented list entry, which is also how the
 /// store keeps it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Platform {
+    #[schema(min_length = 1, max_length = 80)]
     pub name: String,
+    /// An IPv4 or IPv6 address, a host name or a domain.
+    #[schema(min_length = 1, max_length = 80)]
     pub net_address: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 65535, nullable = false)]
     pub port: Option<u16>,
     pub media_stream: MediaStream,
     pub transport_protocol: TransportProtocol,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 80, nullable = false)]
     pub description: Option<String>,
     pub schema_version: SchemaVersion,
     pub support_video_recording: bool,

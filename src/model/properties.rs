@@ -1,15 +1,21 @@
 //! The system-wide call recording properties.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::error::{Error, Result};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Properties {
     pub continue_call_after_recording_failure: bool,
+    /// Deprecated, still served.
+    #[schema(minimum = 10, maximum = 300)]
     pub refresh_period_seconds: u32,
+    /// Deprecated, still served.
+    #[schema(minimum = 1, maximum = 10)]
     pub max_consecutive_failures: u32,
+    #[schema(minimum = 50, maximum = 10000)]
     pub max_response_wait_time_milliseconds: u32,
     pub continue_call_after_video_recording_failure: bool,
 }

@@ -261,7 +261,11 @@ impl Flusher {
                     };
                 }
             };
-            match db.flush() {
+            let started = std::time::Instant::now();
+            let flushed = db.flush();
+            metrics::histogram!("callrec_store_flush_duration_seconds")
+                .record(started.elapsed().as_secs_f64());
+            match flushed {
                 Ok(_) => self.durable.send_modify(|d| d.seq = d.seq.max(target)),
                 Err(e) => {
                     tracing::error!(error = %e, "store flush failed; writes are not acknowledged");

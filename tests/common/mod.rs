@@ -21,6 +21,8 @@ pub const CALL_RECORDING: &str = "/api/v1/system/services/call_recording";
 
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// The separate metrics listener, when `--metrics-listen` was given.
+    pub metrics_addr: Option<SocketAddr>,
     pub client: reqwest::Client,
     pub service: Arc<Service>,
     /// A System Admin's access token (user `admin`).
@@ -67,6 +69,7 @@ impl TestApp {
         .await
         .expect("server starts");
         let addr = server.local_addr().expect("bound");
+        let metrics_addr = server.metrics_addr();
         let service = server.service().clone();
         let (tx, rx) = oneshot::channel();
         let handle = tokio::spawn(server.serve_until(async {
@@ -74,6 +77,7 @@ impl TestApp {
         }));
         let mut app = TestApp {
             addr,
+            metrics_addr,
             client: reqwest::Client::new(),
             service,
             token: String::new(),

@@ -44,13 +44,14 @@ pub fn command(args: &[&str]) -> Command {
 impl Process {
     /// Starts `serve` on 127.0.0.1:0 and waits (bounded) for its `listening on` line.
     pub async fn serve(data: &Path, envs: &[(&str, &str)]) -> Process {
-        let mut cmd = command(&[
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--data",
-            &data.display().to_string(),
-        ]);
+        Self::serve_with_args(data, envs, &[]).await
+    }
+
+    pub async fn serve_with_args(data: &Path, envs: &[(&str, &str)], extra: &[&str]) -> Process {
+        let folder = data.display().to_string();
+        let mut args = vec!["serve", "--listen", "127.0.0.1:0", "--data", &folder];
+        args.extend_from_slice(extra);
+        let mut cmd = command(&args);
         for (k, v) in envs {
             cmd.env(k, v);
         }

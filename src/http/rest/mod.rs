@@ -1,53 +1,31 @@
-//! The REST compatibility layer: parse, call the service, render.
+//! The REST compatibility layer: parse, call the service, render. Routes and the OpenAPI
+//! document come from the same handler annotations, so neither can miss a path.
 
 mod platforms;
 mod properties;
 mod session;
 mod users;
 
-use axum::Router;
-use axum::routing::{MethodRouter, get, post};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
 
-const CALL_RECORDING: &str = "/api/v1/system/services/call_recording";
-
-/// Routes `path` (which ends with `/`) and the same path without the slash.
-fn both(router: Router<AppState>, path: &str, methods: MethodRouter<AppState>) -> Router<AppState> {
-    router
-        .route(path, methods.clone())
-        .route(path.trim_end_matches('/'), methods)
-}
-
-pub fn routes() -> Router<AppState> {
-    let mut r = Router::new();
-    let platforms = format!("{CALL_RECORDING}/platforms/");
-    r = both(r, &platforms, get(platforms::list).post(platforms::add));
-    r = both(
-        r,
-        &format!("{platforms}{{name}}/"),
-        get(platforms::get)
-            .put(platforms::modify)
-            .delete(platforms::delete),
-    );
-    r = both(
-        r,
-        &format!("{platforms}{{name}}/usage/"),
-        get(platforms::usage),
-    );
-    r = both(
-        r,
-        &format!("{CALL_RECORDING}/properties/"),
-        get(properties::get).put(properties::modify),
-    );
-    r = both(r, "/api/v1/login/", post(session::login));
-    r = both(r, "/api/v1/auth/access_token/", get(session::access_token));
-    r = both(r, "/api/v1/logout/", post(session::logout));
-    r = both(r, "/api/v1/local/users/", get(users::list).post(users::add));
-    r = both(
-        r,
-        "/api/v1/local/users/{username}/",
-        axum::routing::delete(users::delete),
-    );
-    r
+/// Every REST route, with its OpenAPI operations. Paths end with `/`; the router in
+/// `http::app` also accepts them without.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(platforms::list, platforms::add))
+        .routes(routes!(
+            platforms::get,
+            platforms::modify,
+            platforms::delete
+        ))
+        .routes(routes!(platforms::usage))
+        .routes(routes!(properties::get, properties::modify))
+        .routes(routes!(session::login))
+        .routes(routes!(session::access_token))
+        .routes(routes!(session::logout))
+        .routes(routes!(users::list, users::add))
+        .routes(routes!(users::delete))
 }

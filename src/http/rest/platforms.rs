@@ -4,26 +4,28 @@ use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 
 use crate::error::Error;
 use crate::http::AppState;
-use crate::http::error::ApiError;
+use crate::http::error::{ApiError, ErrorBody};
 use crate::http::extract::{Caller, JsonBody, Segment};
 use crate::model::{
     GroupRef, MediaStream, NewPlatform, Platform, PlatformChange, SchemaVersion, TransportProtocol,
 };
 use crate::service::{PlatformEntry, PlatformList};
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct ListBody {
+pub struct PlatformListBody {
+    /// The system default platform's name; null when there are no platforms.
     pub system_default: Option<String>,
     pub call_recording_platforms: Vec<Platform>,
 }
 
-impl From<PlatformList> for ListBody {
+impl From<PlatformList> for PlatformListBody {
     fn from(list: PlatformList) -> Self {
-        ListBody {
+        PlatformListBody {
             system_default: list.system_default,
             call_recording_platforms: list.platforms,
         }
@@ -31,25 +33,29 @@ impl From<PlatformList> for ListBody {
 }
 
 /// The documented single-platform shape: `default` first, no `name`.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct OneBody {
+pub struct PlatformBody {
+    /// Whether this is the system default platform.
     pub default: bool,
+    #[schema(min_length = 1, max_length = 80)]
     pub net_address: String,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 65535, nullable = false)]
     pub port: Option<u16>,
     pub media_stream: MediaStream,
     pub transport_protocol: TransportProtocol,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 80, nullable = false)]
     pub description: Option<String>,
     pub schema_version: SchemaVersion,
     pub support_video_recording: bool,
 }
 
-impl From<PlatformEntry> for OneBody {
+impl From<PlatformEntry> for PlatformBody {
     fn from(e: PlatformEntry) -> Self {
         let p = e.platform;
-        OneBody {
+        PlatformBody {
             default: e.is_default,
             net_address: p.net_address,
             port: p.port,
@@ -62,16 +68,26 @@ impl From<PlatformEntry> for OneBody {
     }
 }
 
-#[derive(Deserialize)]
+/// Fields are parsed as optional so that a missing one is reported by name.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct AddBody {
+pub struct AddPlatformBody {
+    #[schema(required, nullable = false, min_length = 1, max_length = 80)]
     name: Option<String>,
+    /// An IPv4 or IPv6 address, a host name or a domain.
+    #[schema(required, nullable = false, min_length = 1, max_length = 80)]
     net_address: Option<String>,
+    #[schema(nullable = false, minimum = 1, maximum = 65535)]
     port: Option<i64>,
+    #[schema(required, nullable = false)]
     media_stream: Option<MediaStream>,
+    #[schema(required, nullable = false)]
     transport_protocol: Option<TransportProtocol>,
+    #[schema(nullable = false, min_length = 1, max_length = 80)]
     description: Option<String>,
+    #[schema(required, nullable = false)]
     schema_version: Option<SchemaVersion>,
+    #[schema(required, nullable = false)]
     support_video_recording: Option<bool>,
 }
 
@@ -79,9 +95,9 @@ fn required<T>(value: Option<T>, field: &str) -> Result<T, Error> {
     value.ok_or_else(|| Error::invalid(field, format!("{field} is required")))
 }
 
-impl TryFrom<AddBody> for NewPlatform {
+impl TryFrom<AddPlatformBody> for NewPlatform {
     type Error = Error;
-    fn try_from(b: AddBody) -> Result<Self, Error> {
+    fn try_from(b: AddPlatformBody) -> Result<Self, Error> {
         Ok(NewPlatform {
             name: required(b.name, "name")?,
             net_address: required(b.net_address, "netAddress")?,
@@ -95,23 +111,27 @@ impl TryFrom<AddBody> for NewPlatform {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct ModifyBody {
+pub struct ModifyPlatformBody {
+    /// `true` makes this platform the system default; `false` is refused on the default.
     default: Option<bool>,
+    #[schema(min_length = 1, max_length = 80)]
     net_address: Option<String>,
     /// `0` removes the port.
+    #[schema(minimum = 0, maximum = 65535)]
     port: Option<i64>,
     media_stream: Option<MediaStream>,
     transport_protocol: Option<TransportProtocol>,
     /// `""` removes the description.
+    #[schema(max_length = 80)]
     description: Option<String>,
     schema_version: Option<SchemaVersion>,
     support_video_recording: Option<bool>,
 }
 
-impl From<ModifyBody> for PlatformChange {
-    fn from(b: ModifyBody) -> Self {
+impl From<ModifyPlatformBody> for PlatformChange {
+    fn from(b: ModifyPlatformBody) -> Self {
         PlatformChange {
             make_default: b.default,
             net_address: b.net_address,
@@ -125,14 +145,14 @@ impl From<ModifyBody> for PlatformChange {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UsageEntry {
     group_id: String,
     tenant_id: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct UsageBody {
     groups: Vec<UsageEntry>,
 }
@@ -151,39 +171,58 @@ impl From<Vec<GroupRef>> for UsageBody {
     }
 }
 
+/// The system's call recording platforms (Group Admin or above).
+#[utoipa::path(operation_id = "listPlatforms", get, path = "/api/v1/system/services/call_recording/platforms/", tag = "platforms",
+    security(("bearer" = [])),
+    responses((status = 200, body = PlatformListBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn list(
     State(s): State<AppState>,
     Caller(who): Caller,
-) -> Result<Json<ListBody>, ApiError> {
+) -> Result<Json<PlatformListBody>, ApiError> {
     Ok(Json(s.service.platforms(&who)?.into()))
 }
 
+/// Adds a platform; the first one becomes the system default. Answers like the list.
+#[utoipa::path(operation_id = "addPlatform", post, path = "/api/v1/system/services/call_recording/platforms/", tag = "platforms",
+    security(("bearer" = [])), request_body = AddPlatformBody,
+    responses((status = 200, body = PlatformListBody), (status = 400, description = "invalid data; 11 ALREADY_EXISTS", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 413, body = ErrorBody)))]
 pub async fn add(
     State(s): State<AppState>,
     Caller(who): Caller,
-    JsonBody(body): JsonBody<AddBody>,
-) -> Result<Json<ListBody>, ApiError> {
+    JsonBody(body): JsonBody<AddPlatformBody>,
+) -> Result<Json<PlatformListBody>, ApiError> {
     s.service.add_platform(&who, body.try_into()?).await?;
     Ok(Json(s.service.platforms(&who)?.into()))
 }
 
+/// One platform.
+#[utoipa::path(operation_id = "getPlatform", get, path = "/api/v1/system/services/call_recording/platforms/{name}/", tag = "platforms",
+    security(("bearer" = [])), params(("name" = String, Path, description = "The platform name, percent-encoded")),
+    responses((status = 200, body = PlatformBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, description = "instance not found", body = ErrorBody)))]
 pub async fn get(
     State(s): State<AppState>,
     Caller(who): Caller,
     Segment(name): Segment,
-) -> Result<Json<OneBody>, ApiError> {
+) -> Result<Json<PlatformBody>, ApiError> {
     let entry = s.service.platform(&who, &name)?.ok_or_else(|| {
         Error::NotFound(format!("Call Recording platform '{name}' does not exist."))
     })?;
     Ok(Json(entry.into()))
 }
 
+/// Modifies a platform; `default: true` moves the system default here.
+#[utoipa::path(operation_id = "modifyPlatform", put, path = "/api/v1/system/services/call_recording/platforms/{name}/", tag = "platforms",
+    security(("bearer" = [])), params(("name" = String, Path, description = "The platform name, percent-encoded")), request_body = ModifyPlatformBody,
+    responses((status = 200, body = PlatformBody), (status = 400, description = "invalid data; 18 INVALID_OPERATION", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 413, body = ErrorBody)))]
 pub async fn modify(
     State(s): State<AppState>,
     Caller(who): Caller,
     Segment(name): Segment,
-    JsonBody(body): JsonBody<ModifyBody>,
-) -> Result<Json<OneBody>, ApiError> {
+    JsonBody(body): JsonBody<ModifyPlatformBody>,
+) -> Result<Json<PlatformBody>, ApiError> {
     Ok(Json(
         s.service
             .modify_platform(&who, &name, body.into())
@@ -192,6 +231,12 @@ pub async fn modify(
     ))
 }
 
+/// Deletes a platform.
+#[utoipa::path(operation_id = "deletePlatform", delete, path = "/api/v1/system/services/call_recording/platforms/{name}/", tag = "platforms",
+    security(("bearer" = [])), params(("name" = String, Path, description = "The platform name, percent-encoded")),
+    responses((status = 200, description = "deleted: `{}`", body = Object),
+        (status = 400, description = "18 INVALID_OPERATION, 21 NOT_DELETED", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn delete(
     State(s): State<AppState>,
     Caller(who): Caller,
@@ -201,6 +246,11 @@ pub async fn delete(
     Ok(Json(json!({})))
 }
 
+/// The groups using a platform.
+#[utoipa::path(operation_id = "getPlatformUsage", get, path = "/api/v1/system/services/call_recording/platforms/{name}/usage/", tag = "platforms",
+    security(("bearer" = [])), params(("name" = String, Path, description = "The platform name, percent-encoded")),
+    responses((status = 200, body = UsageBody), (status = 400, description = "18 INVALID_OPERATION", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn usage(
     State(s): State<AppState>,
     Caller(who): Caller,

@@ -3,24 +3,30 @@
 use axum::Json;
 use axum::extract::State;
 use serde::Deserialize;
+use utoipa::ToSchema;
 
 use crate::http::AppState;
-use crate::http::error::ApiError;
+use crate::http::error::{ApiError, ErrorBody};
 use crate::http::extract::{Caller, JsonBody};
 use crate::model::{Properties, PropertiesChange};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct ModifyBody {
+pub struct ModifyPropertiesBody {
     continue_call_after_recording_failure: Option<bool>,
+    /// Deprecated, still served.
+    #[schema(minimum = 10, maximum = 300)]
     refresh_period_seconds: Option<i64>,
+    /// Deprecated, still served.
+    #[schema(minimum = 1, maximum = 10)]
     max_consecutive_failures: Option<i64>,
+    #[schema(minimum = 50, maximum = 10000)]
     max_response_wait_time_milliseconds: Option<i64>,
     continue_call_after_video_recording_failure: Option<bool>,
 }
 
-impl From<ModifyBody> for PropertiesChange {
-    fn from(b: ModifyBody) -> Self {
+impl From<ModifyPropertiesBody> for PropertiesChange {
+    fn from(b: ModifyPropertiesBody) -> Self {
         PropertiesChange {
             continue_call_after_recording_failure: b.continue_call_after_recording_failure,
             refresh_period_seconds: b.refresh_period_seconds,
@@ -32,6 +38,10 @@ impl From<ModifyBody> for PropertiesChange {
     }
 }
 
+/// The system's call recording properties.
+#[utoipa::path(operation_id = "getProperties", get, path = "/api/v1/system/services/call_recording/properties/", tag = "properties",
+    security(("bearer" = [])),
+    responses((status = 200, body = Properties), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn get(
     State(s): State<AppState>,
     Caller(who): Caller,
@@ -39,10 +49,15 @@ pub async fn get(
     Ok(Json(s.service.properties(&who)?))
 }
 
+/// Modifies the given properties.
+#[utoipa::path(operation_id = "modifyProperties", put, path = "/api/v1/system/services/call_recording/properties/", tag = "properties",
+    security(("bearer" = [])), request_body = ModifyPropertiesBody,
+    responses((status = 200, body = Properties), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 413, body = ErrorBody)))]
 pub async fn modify(
     State(s): State<AppState>,
     Caller(who): Caller,
-    JsonBody(body): JsonBody<ModifyBody>,
+    JsonBody(body): JsonBody<ModifyPropertiesBody>,
 ) -> Result<Json<Properties>, ApiError> {
     Ok(Json(s.service.modify_properties(&who, body.into()).await?))
 }

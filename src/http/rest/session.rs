@@ -5,38 +5,44 @@ use axum::extract::State;
 use axum::http::request::Parts;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 
 use crate::http::AppState;
-use crate::http::error::ApiError;
+use crate::http::error::{ApiError, ErrorBody};
 use crate::http::extract::{Caller, JsonBody, bearer};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginBody {
     username: String,
     password: String,
 }
 
-#[derive(Serialize)]
-pub struct Ids {
+#[derive(Serialize, ToSchema)]
+pub struct LoginIds {
     tenant_id: Option<String>,
     group_id: Option<String>,
     user_id: String,
 }
 
-#[derive(Serialize)]
-pub struct Profile {
+#[derive(Serialize, ToSchema)]
+pub struct LoginProfile {
     user_level: u8,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct LoginAnswerBody {
     access_token: String,
     refresh_token: String,
-    ids: Ids,
-    profile: Profile,
+    ids: LoginIds,
+    profile: LoginProfile,
 }
 
+/// Logs in with a username and password.
+#[utoipa::path(operation_id = "login", post, path = "/api/v1/login/", tag = "session", request_body = LoginBody,
+    responses((status = 200, body = LoginAnswerBody), (status = 400, body = ErrorBody),
+        (status = 401, description = "bad credentials", body = ErrorBody),
+        (status = 429, description = "too many failed logins for this username", body = ErrorBody)))]
 pub async fn login(
     State(s): State<AppState>,
     JsonBody(body): JsonBody<LoginBody>,
@@ -46,34 +52,48 @@ pub async fn login(
     Ok(Json(LoginAnswerBody {
         access_token: answer.access_token,
         refresh_token: answer.refresh_token,
-        ids: Ids {
+        ids: LoginIds {
             tenant_id: p.tenant_id,
             group_id: p.group_id,
             user_id: p.username,
         },
-        profile: Profile {
+        profile: LoginProfile {
             user_level: p.level.number(),
         },
     }))
 }
 
 /// `Authorization: Bearer <refresh_token>` → a new access token.
+#[utoipa::path(operation_id = "refreshAccessToken", get, path = "/api/v1/auth/access_token/", tag = "session",
+    security(("bearer" = [])),
+    responses((status = 200, body = AccessTokenBody),
+        (status = 401, body = ErrorBody)))]
 pub async fn access_token(
     State(s): State<AppState>,
     parts: Parts,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AccessTokenBody>, ApiError> {
     let refresh_token = bearer(&parts)?;
-    Ok(Json(
-        json!({"access_token": s.service.refresh(refresh_token)?}),
-    ))
+    Ok(Json(AccessTokenBody {
+        access_token: s.service.refresh(refresh_token)?,
+    }))
 }
 
-#[derive(Deserialize)]
+#[derive(Serialize, ToSchema)]
+pub struct AccessTokenBody {
+    access_token: String,
+}
+
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LogoutBody {
     refresh_token: String,
 }
 
+/// Ends the login session of a refresh token, and every access token issued in it.
+#[utoipa::path(operation_id = "logout", post, path = "/api/v1/logout/", tag = "session", security(("bearer" = [])),
+    request_body = LogoutBody,
+    responses((status = 200, description = "`{}`", body = Object), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, description = "another user's refresh token", body = ErrorBody)))]
 pub async fn logout(
     State(s): State<AppState>,
     Caller(who): Caller,

@@ -4,23 +4,28 @@ use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 
 use crate::http::AppState;
-use crate::http::error::ApiError;
+use crate::http::error::{ApiError, ErrorBody};
 use crate::http::extract::{Caller, JsonBody, Segment};
 use crate::model::{Level, NewUser, User};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct AddBody {
+pub struct AddUserBody {
+    #[schema(min_length = 1, max_length = 80)]
     username: String,
+    #[schema(min_length = 8, max_length = 1024)]
     password: String,
+    /// 16 System Admin, 12 Tenant Admin, 8 Group Admin, 0 End User.
+    #[schema(example = 12)]
     user_level: i64,
     tenant_id: Option<String>,
     group_id: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UserBody {
     username: String,
@@ -42,15 +47,20 @@ impl From<User> for UserBody {
     }
 }
 
-#[derive(Serialize)]
-pub struct ListBody {
+#[derive(Serialize, ToSchema)]
+pub struct UserListBody {
     users: Vec<UserBody>,
 }
 
+/// Adds a local user (System Admin).
+#[utoipa::path(operation_id = "addUser", post, path = "/api/v1/local/users/", tag = "users", security(("bearer" = [])),
+    request_body = AddUserBody,
+    responses((status = 200, body = UserBody), (status = 400, description = "invalid data; 11 ALREADY_EXISTS", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn add(
     State(s): State<AppState>,
     Caller(who): Caller,
-    JsonBody(body): JsonBody<AddBody>,
+    JsonBody(body): JsonBody<AddUserBody>,
 ) -> Result<Json<UserBody>, ApiError> {
     let new = NewUser {
         level: Level::from_number("userLevel", body.user_level)?,
@@ -62,19 +72,28 @@ pub async fn add(
     Ok(Json(s.service.add_user(&who, new).await?.into()))
 }
 
+/// The local users, without their passwords (System Admin).
+#[utoipa::path(operation_id = "listUsers", get, path = "/api/v1/local/users/", tag = "users", security(("bearer" = [])),
+    responses((status = 200, body = UserListBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn list(
     State(s): State<AppState>,
     Caller(who): Caller,
-) -> Result<Json<ListBody>, ApiError> {
+) -> Result<Json<UserListBody>, ApiError> {
     let users = s
         .service
         .users(&who)?
         .into_iter()
         .map(UserBody::from)
         .collect();
-    Ok(Json(ListBody { users }))
+    Ok(Json(UserListBody { users }))
 }
 
+/// Deletes a local user and ends its sessions (System Admin).
+#[utoipa::path(operation_id = "deleteUser", delete, path = "/api/v1/local/users/{username}/", tag = "users", security(("bearer" = [])),
+    params(("username" = String, Path, description = "The username, percent-encoded")),
+    responses((status = 200, description = "`{}`", body = Object),
+        (status = 400, description = "18 INVALID_OPERATION: the last System Admin", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn delete(
     State(s): State<AppState>,
     Caller(who): Caller,
