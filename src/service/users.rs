@@ -1,5 +1,6 @@
 //! Local users, managed by System Admins (and by the command line while the server is stopped).
 
+use super::org::check_user_scope;
 use super::sessions::random_password;
 use super::{Decision, Service};
 use crate::auth::hash_password;
@@ -29,12 +30,16 @@ impl Service {
     pub async fn add_user(&self, who: &Principal, new: NewUser) -> Result<User> {
         who.require(Level::SystemAdmin)?;
         new.check()?;
-        if self.read(|r| r.user(&new.username))?.is_some() {
-            return Err(Error::AlreadyExists(format!(
-                "user '{}' already exists",
-                new.username
-            )));
-        }
+        // Checked before the (deliberately slow) hashing to fail fast, and again below.
+        self.read(|r| {
+            if r.user(&new.username)?.is_some() {
+                return Err(Error::AlreadyExists(format!(
+                    "user '{}' already exists",
+                    new.username
+                )));
+            }
+            check_user_scope(r, new.tenant_id.as_deref(), new.group_id.as_deref())
+        })?;
         let user = User {
             username: new.username,
             password_hash: hash(new.password).await?,
@@ -43,13 +48,15 @@ impl Service {
             group_id: new.group_id,
         };
         self.write(|r| {
-            // Checked again under the writer lock: another request may have added it meanwhile.
+            // Checked again under the writer lock: another request may have added the user,
+            // or deleted its tenant or group, meanwhile.
             if r.user(&user.username)?.is_some() {
                 return Err(Error::AlreadyExists(format!(
                     "user '{}' already exists",
                     user.username
                 )));
             }
+            check_user_scope(r, user.tenant_id.as_deref(), user.group_id.as_deref())?;
             Ok(Decision::new(user.clone()).change(Change::PutUser(user.clone())))
         })
         .await
