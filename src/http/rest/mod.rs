@@ -1,5 +1,6 @@
 //! The REST compatibility layer: parse, call the service, render.
 
+mod org;
 mod platforms;
 mod properties;
 mod session;
@@ -39,6 +40,28 @@ pub fn routes() -> Router<AppState> {
         r,
         &format!("{CALL_RECORDING}/properties/"),
         get(properties::get).put(properties::modify),
+    );
+    r = both(
+        r,
+        "/api/v1/tenants/",
+        get(org::list_tenants).post(org::add_tenant),
+    );
+    r = both(
+        r,
+        "/api/v1/tenants/{tenant_id}/",
+        get(org::get_tenant).delete(org::delete_tenant),
+    );
+    r = both(
+        r,
+        "/api/v1/tenants/{tenant_id}/groups/",
+        get(org::list_groups).post(org::add_group),
+    );
+    let group = "/api/v1/tenants/{tenant_id}/groups/{group_id}/";
+    r = both(r, group, get(org::get_group).delete(org::delete_group));
+    r = both(
+        r,
+        &format!("{group}services/call_recording/"),
+        get(org::get_platform).put(org::set_platform),
     );
     r = both(r, "/api/v1/login/", post(session::login));
     r = both(r, "/api/v1/auth/access_token/", get(session::access_token));
