@@ -10,7 +10,7 @@
 
 use super::{Decision, Event, Service};
 use crate::error::{Error, Result};
-use crate::model::org::{check_group_id, check_tenant_id};
+use crate::model::org::{self, check_group_id, check_tenant_id, tenant_missing};
 use crate::model::{Group, GroupRef, Level, Principal, Tenant};
 use crate::store::{Change, Read};
 
@@ -27,15 +27,8 @@ fn check_ref(tenant_id: &str, group_id: &str) -> Result<GroupRef> {
     Ok(group_ref(tenant_id, group_id))
 }
 
-fn tenant_missing(tenant_id: &str) -> String {
-    format!("Tenant '{tenant_id}' does not exist.")
-}
-
 fn group_missing(g: &GroupRef) -> String {
-    format!(
-        "Group '{}' does not exist in tenant '{}'.",
-        g.group_id, g.tenant_id
-    )
+    org::group_missing(&g.tenant_id, &g.group_id)
 }
 
 /// The group, or 18 INVALID_OPERATION: for operations that change it.

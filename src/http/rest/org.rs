@@ -1,37 +1,19 @@
 //! `/api/v1/tenants/...`: tenants, their groups, and a group's call recording platform.
 
 use axum::Json;
-use axum::extract::{FromRequestParts, Path, State};
-use axum::http::request::Parts;
+use axum::extract::State;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Value, json};
 
 use crate::error::Error;
 use crate::http::AppState;
 use crate::http::error::ApiError;
-use crate::http::extract::{Caller, JsonBody, Segment};
+use crate::http::extract::{Caller, JsonBody, Segment, Segments, required};
+use crate::model::org::{group_missing, tenant_missing};
 use crate::model::{Group, Tenant};
 
-/// The two percent-decoded segments `{tenant_id}` and `{group_id}`.
-pub struct GroupPath {
-    tenant_id: String,
-    group_id: String,
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for GroupPath {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let Path((tenant_id, group_id)) =
-            Path::<(String, String)>::from_request_parts(parts, state)
-                .await
-                .map_err(|e| Error::invalid_body(format!("the path is not valid: {e}")))?;
-        Ok(GroupPath {
-            tenant_id,
-            group_id,
-        })
-    }
-}
+/// `{tenant_id}` and `{group_id}`.
+type GroupPath = Segments<(String, String)>;
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -121,10 +103,6 @@ pub struct AssignmentBody {
     name: Option<String>,
 }
 
-fn required<T>(value: Option<T>, field: &str) -> Result<T, Error> {
-    value.ok_or_else(|| Error::invalid(field, format!("{field} is required")))
-}
-
 pub async fn list_tenants(
     State(s): State<AppState>,
     Caller(who): Caller,
@@ -150,7 +128,7 @@ pub async fn get_tenant(
     let tenant = s
         .service
         .tenant(&who, &tenant_id)?
-        .ok_or_else(|| Error::NotFound(format!("Tenant '{tenant_id}' does not exist.")))?;
+        .ok_or_else(|| Error::NotFound(tenant_missing(&tenant_id)))?;
     Ok(Json(tenant.into()))
 }
 
@@ -185,44 +163,37 @@ pub async fn add_group(
 pub async fn get_group(
     State(s): State<AppState>,
     Caller(who): Caller,
-    p: GroupPath,
+    Segments((tenant_id, group_id)): GroupPath,
 ) -> Result<Json<GroupBody>, ApiError> {
     let group = s
         .service
-        .group(&who, &p.tenant_id, &p.group_id)?
-        .ok_or_else(|| {
-            Error::NotFound(format!(
-                "Group '{}' does not exist in tenant '{}'.",
-                p.group_id, p.tenant_id
-            ))
-        })?;
+        .group(&who, &tenant_id, &group_id)?
+        .ok_or_else(|| Error::NotFound(group_missing(&tenant_id, &group_id)))?;
     Ok(Json(group.into()))
 }
 
 pub async fn delete_group(
     State(s): State<AppState>,
     Caller(who): Caller,
-    p: GroupPath,
+    Segments((tenant_id, group_id)): GroupPath,
 ) -> Result<Json<Value>, ApiError> {
-    s.service
-        .delete_group(&who, &p.tenant_id, &p.group_id)
-        .await?;
+    s.service.delete_group(&who, &tenant_id, &group_id).await?;
     Ok(Json(json!({})))
 }
 
 pub async fn get_platform(
     State(s): State<AppState>,
     Caller(who): Caller,
-    p: GroupPath,
+    Segments((tenant_id, group_id)): GroupPath,
 ) -> Result<Json<AssignmentBody>, ApiError> {
-    let name = s.service.group_platform(&who, &p.tenant_id, &p.group_id)?;
+    let name = s.service.group_platform(&who, &tenant_id, &group_id)?;
     Ok(Json(AssignmentBody { name }))
 }
 
 pub async fn set_platform(
     State(s): State<AppState>,
     Caller(who): Caller,
-    p: GroupPath,
+    Segments((tenant_id, group_id)): GroupPath,
     JsonBody(body): JsonBody<AssignBody>,
 ) -> Result<Json<AssignmentBody>, ApiError> {
     let platform = body.name.ok_or_else(|| {
@@ -233,7 +204,7 @@ pub async fn set_platform(
     })?;
     let name = s
         .service
-        .set_group_platform(&who, &p.tenant_id, &p.group_id, platform)
+        .set_group_platform(&who, &tenant_id, &group_id, platform)
         .await?;
     Ok(Json(AssignmentBody { name }))
 }

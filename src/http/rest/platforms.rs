@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use crate::error::Error;
 use crate::http::AppState;
 use crate::http::error::ApiError;
-use crate::http::extract::{Caller, JsonBody, Segment};
+use crate::http::extract::{Caller, JsonBody, Segment, required};
 use crate::model::{
     GroupRef, MediaStream, NewPlatform, Platform, PlatformChange, SchemaVersion, TransportProtocol,
 };
@@ -73,10 +73,6 @@ pub struct AddBody {
     description: Option<String>,
     schema_version: Option<SchemaVersion>,
     support_video_recording: Option<bool>,
-}
-
-fn required<T>(value: Option<T>, field: &str) -> Result<T, Error> {
-    value.ok_or_else(|| Error::invalid(field, format!("{field} is required")))
 }
 
 impl TryFrom<AddBody> for NewPlatform {
