@@ -50,7 +50,7 @@ fn users_in(r: &dyn Read, tenant_id: &str, group_id: Option<&str>) -> Result<usi
         .count())
 }
 
-/// The tenant and group a new user names must exist. Called by the user service under the
+/// The tenant and group a new user names must exist. The user service checks this under the
 /// writer lock, so that a concurrent delete cannot strand the user.
 pub(super) fn check_user_scope(
     r: &dyn Read,
@@ -62,10 +62,11 @@ pub(super) fn check_user_scope(
     {
         return Err(Error::invalid("tenantId", tenant_missing(t)));
     }
-    if let (Some(t), Some(g)) = (tenant_id, group_id)
-        && r.group(&group_ref(t, g))?.is_none()
-    {
-        return Err(Error::invalid("groupId", group_missing(&group_ref(t, g))));
+    if let (Some(t), Some(g)) = (tenant_id, group_id) {
+        let g = group_ref(t, g);
+        if r.group(&g)?.is_none() {
+            return Err(Error::invalid("groupId", group_missing(&g)));
+        }
     }
     Ok(())
 }
