@@ -697,3 +697,42 @@ async fn concurrent_assignments_and_platform_delete_stay_consistent() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn assignments_and_usage_survive_a_restart() {
+    let app = TestApp::start().await;
+    add_platform(&app, "Call Rec Platform 1").await;
+    add_tenant(&app, "Apio Sp").await;
+    add_group(&app, "Apio Sp", "Grp 1").await;
+    add_group(&app, "Apio Sp", "Grp 2").await;
+    let admin = app.token.clone();
+    assign(
+        &app,
+        &admin,
+        "Apio Sp",
+        "Grp 1",
+        Some("Call Rec Platform 1"),
+    )
+    .await;
+    assign(
+        &app,
+        &admin,
+        "Apio Sp",
+        "Grp 2",
+        Some("Call Rec Platform 1"),
+    )
+    .await;
+    assign(&app, &admin, "Apio Sp", "Grp 2", None).await;
+
+    let app = TestApp::start_on(app.stop().await, &[]).await;
+    let (_, body) = app.get(&assignment_path("Apio Sp", "Grp 1")).await;
+    assert_eq!(body, json!({"name": "Call Rec Platform 1"}));
+    let (_, body) = app.get(&usage_path("Call Rec Platform 1")).await;
+    assert_eq!(
+        body,
+        json!({"groups": [{"groupId": "Grp 1", "tenantId": "Apio Sp"}]})
+    );
+    let (_, body) = app.get(&groups_path("Apio Sp")).await;
+    assert_eq!(body["groups"].as_array().map(Vec::len), Some(2));
+    app.stop().await;
+}
