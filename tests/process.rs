@@ -214,8 +214,28 @@ async fn user_commands_work_on_a_stopped_server_folder() {
     let data = tempfile::tempdir().unwrap();
     let folder = data.path().display().to_string();
     let p = Process::serve(data.path(), &[("CALLREC_ADMIN_PASSWORD", PASSWORD)]).await;
+    // A Tenant Admin's tenant must exist.
+    let token = login(&p, "admin", PASSWORD).await;
+    let status = reqwest::Client::new()
+        .post(p.url("/api/v1/tenants/"))
+        .bearer_auth(&token)
+        .json(&json!({"tenantId": "t1"}))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 200);
     p.terminate().await;
 
+    let (code, _, err) = run(
+        &[
+            "user", "--data", &folder, "add", "lost", "--level", "12", "--tenant", "t2",
+        ],
+        Some("lost-password\n"),
+    )
+    .await;
+    assert_ne!(code, Some(0));
+    assert!(err.contains("t2"), "{err}");
     let (code, out, err) = run(
         &[
             "user", "--data", &folder, "add", "ops", "--level", "12", "--tenant", "t1",

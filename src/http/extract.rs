@@ -94,6 +94,11 @@ fn unknown_field(message: &str) -> Option<String> {
     Some(rest[..rest.find('`')?].to_owned())
 }
 
+/// A required field of a parsed body, refused naming the field when absent.
+pub fn required<T>(value: Option<T>, field: &str) -> Result<T, Error> {
+    value.ok_or_else(|| Error::invalid(field, format!("{field} is required")))
+}
+
 /// One percent-decoded path segment (a platform name, a username).
 pub struct Segment(pub String);
 
@@ -101,10 +106,22 @@ impl<S: Send + Sync> FromRequestParts<S> for Segment {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let Path(value) = Path::<String>::from_request_parts(parts, state)
+        let Segments(value) = Segments::from_request_parts(parts, state).await?;
+        Ok(Segment(value))
+    }
+}
+
+/// Several percent-decoded path segments, e.g. `(tenant_id, group_id)`.
+pub struct Segments<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Segments<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Path(value) = Path::<T>::from_request_parts(parts, state)
             .await
             .map_err(|e| Error::invalid_body(format!("the path is not valid: {e}")))?;
-        Ok(Segment(value))
+        Ok(Segments(value))
     }
 }
 

@@ -18,6 +18,8 @@ use super::error::ErrorBody;
     tags(
         (name = "platforms", description = "Call recording platforms and the system default"),
         (name = "properties", description = "System call recording properties"),
+        (name = "tenants", description = "Tenants (service providers)"),
+        (name = "groups", description = "Groups and their call recording platform"),
         (name = "session", description = "Login, token refresh, logout"),
         (name = "users", description = "Local users (System Admin)"),
         (name = "operations", description = "Health, readiness, metrics"),

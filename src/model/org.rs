@@ -40,6 +40,16 @@ impl Group {
     }
 }
 
+/// What a missing tenant is called in errors, whether a read (404) or a change (18) missed it.
+pub fn tenant_missing(tenant_id: &str) -> String {
+    format!("Tenant '{tenant_id}' does not exist.")
+}
+
+/// What a missing group is called in errors.
+pub fn group_missing(tenant_id: &str, group_id: &str) -> String {
+    format!("Group '{group_id}' does not exist in tenant '{tenant_id}'.")
+}
+
 pub fn check_tenant_id(id: &str) -> Result<()> {
     text::check("tenantId", id, ID_MAX, true)
 }

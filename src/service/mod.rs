@@ -2,6 +2,7 @@
 //! call these methods and nothing below them.
 
 mod events;
+mod org;
 mod platforms;
 mod properties;
 mod sessions;

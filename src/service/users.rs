@@ -1,5 +1,6 @@
 //! Local users, managed by System Admins (and by the command line while the server is stopped).
 
+use super::org::check_user_scope;
 use super::sessions::random_password;
 use super::{Decision, Service};
 use crate::auth::hash_password;
@@ -25,16 +26,34 @@ fn sessions_of(r: &dyn Read, username: &str) -> Result<Vec<Change>> {
         .collect())
 }
 
+/// The username is free, and the tenant and group the user belongs to exist.
+fn check_addable(
+    r: &dyn Read,
+    username: &str,
+    tenant_id: Option<&str>,
+    group_id: Option<&str>,
+) -> Result<()> {
+    if r.user(username)?.is_some() {
+        return Err(Error::AlreadyExists(format!(
+            "user '{username}' already exists"
+        )));
+    }
+    check_user_scope(r, tenant_id, group_id)
+}
+
 impl Service {
     pub async fn add_user(&self, who: &Principal, new: NewUser) -> Result<User> {
         who.require(Level::SystemAdmin)?;
         new.check()?;
-        if self.read(|r| r.user(&new.username))?.is_some() {
-            return Err(Error::AlreadyExists(format!(
-                "user '{}' already exists",
-                new.username
-            )));
-        }
+        // Checked before the (deliberately slow) hashing to fail fast, and again below.
+        self.read(|r| {
+            check_addable(
+                r,
+                &new.username,
+                new.tenant_id.as_deref(),
+                new.group_id.as_deref(),
+            )
+        })?;
         let user = User {
             username: new.username,
             password_hash: hash(new.password).await?,
@@ -43,13 +62,14 @@ impl Service {
             group_id: new.group_id,
         };
         self.write(|r| {
-            // Checked again under the writer lock: another request may have added it meanwhile.
-            if r.user(&user.username)?.is_some() {
-                return Err(Error::AlreadyExists(format!(
-                    "user '{}' already exists",
-                    user.username
-                )));
-            }
+            // Checked again under the writer lock: another request may have added the user,
+            // or deleted its tenant or group, meanwhile.
+            check_addable(
+                r,
+                &user.username,
+                user.tenant_id.as_deref(),
+                user.group_id.as_deref(),
+            )?;
             Ok(Decision::new(user.clone()).change(Change::PutUser(user.clone())))
         })
         .await

@@ -1,6 +1,7 @@
 //! The REST compatibility layer: parse, call the service, render. Routes and the OpenAPI
 //! document come from the same handler annotations, so neither can miss a path.
 
+mod org;
 mod platforms;
 mod properties;
 mod session;
@@ -23,6 +24,11 @@ pub fn routes() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(platforms::usage))
         .routes(routes!(properties::get, properties::modify))
+        .routes(routes!(org::list_tenants, org::add_tenant))
+        .routes(routes!(org::get_tenant, org::delete_tenant))
+        .routes(routes!(org::list_groups, org::add_group))
+        .routes(routes!(org::get_group, org::delete_group))
+        .routes(routes!(org::get_platform, org::set_platform))
         .routes(routes!(session::login))
         .routes(routes!(session::access_token))
         .routes(routes!(session::logout))

@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use crate::error::Error;
 use crate::http::AppState;
 use crate::http::error::{ApiError, ErrorBody};
-use crate::http::extract::{Caller, JsonBody, Segment};
+use crate::http::extract::{Caller, JsonBody, Segment, required};
 use crate::model::{
     GroupRef, MediaStream, NewPlatform, Platform, PlatformChange, SchemaVersion, TransportProtocol,
 };
@@ -89,10 +89,6 @@ pub struct AddPlatformBody {
     schema_version: Option<SchemaVersion>,
     #[schema(required, nullable = false)]
     support_video_recording: Option<bool>,
-}
-
-fn required<T>(value: Option<T>, field: &str) -> Result<T, Error> {
-    value.ok_or_else(|| Error::invalid(field, format!("{field} is required")))
 }
 
 impl TryFrom<AddPlatformBody> for NewPlatform {
