@@ -11,72 +11,16 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use callrec_gateway::model::{
-    Group, MediaStream, Platform, Principal, SchemaVersion, Tenant, TransportProtocol,
-};
+use callrec_gateway::model::Principal;
 use callrec_gateway::service::{Service, SessionSettings};
-use callrec_gateway::store::{Change, SledStore, Store, StoreOptions};
+use callrec_gateway::store::{SledStore, Store, StoreOptions};
 
-const MEASURED: &str = "Measured";
-/// Sorted before and after `MEASURED`, so its index range sits among other entries.
-const OTHERS: [&str; 3] = ["Alpha", "Omega", "Zulu"];
-const USERS_OF_MEASURED: usize = 10;
-const GROUPS_PER_TENANT: usize = 100;
-/// Fixtures go in a few big commits rather than one commit per group.
-const COMMIT_SIZE: usize = 10_000;
+#[path = "support/fixtures.rs"]
+mod fixtures;
+use fixtures::{MEASURED, USERS_OF_MEASURED, load_groups};
+
 const WARM_UP: usize = 1_000;
 const ITERATIONS: usize = 20_000;
-
-fn platform(name: &str) -> Platform {
-    Platform {
-        name: name.to_owned(),
-        net_address: "10.0.32.55".into(),
-        port: Some(222),
-        media_stream: MediaStream::Dual,
-        transport_protocol: TransportProtocol::Udp,
-        description: None,
-        schema_version: SchemaVersion::V1_0,
-        support_video_recording: false,
-    }
-}
-
-/// The platform of group number `i`: every `groups / 10`th group uses the measured one.
-fn platform_of(i: usize, groups: usize) -> &'static str {
-    let stride = groups / USERS_OF_MEASURED;
-    if i.is_multiple_of(stride) {
-        MEASURED
-    } else {
-        OTHERS[i % OTHERS.len()]
-    }
-}
-
-fn load(store: &SledStore, groups: usize) -> anyhow::Result<()> {
-    let mut changes: Vec<Change> = std::iter::once(MEASURED)
-        .chain(OTHERS)
-        .map(|name| Change::PutPlatform(platform(name)))
-        .collect();
-    changes.push(Change::SetDefault(Some(OTHERS[0].to_owned())));
-    for i in 0..groups {
-        let tenant_id = format!("tenant-{:05}", i / GROUPS_PER_TENANT);
-        if i.is_multiple_of(GROUPS_PER_TENANT) {
-            changes.push(Change::PutTenant(Tenant {
-                tenant_id: tenant_id.clone(),
-            }));
-        }
-        changes.push(Change::PutGroup(Group {
-            tenant_id,
-            group_id: format!("group-{i:06}"),
-            platform: Some(platform_of(i, groups).to_owned()),
-        }));
-        if changes.len() >= COMMIT_SIZE {
-            store.write().commit(std::mem::take(&mut changes))?;
-        }
-    }
-    if !changes.is_empty() {
-        store.write().commit(changes)?;
-    }
-    Ok(())
-}
 
 struct Sample {
     groups: usize,
@@ -91,7 +35,7 @@ fn measure(runtime: &tokio::runtime::Runtime, groups: usize) -> anyhow::Result<S
     // Only reads are measured; waiting for the disk while loading would only slow the setup.
     options.flush = false;
     let store = Arc::new(SledStore::open(options)?);
-    load(&store, groups)?;
+    load_groups(&store, groups)?;
     let store: Arc<dyn Store> = store;
     let service = runtime.block_on(Service::new(store, SessionSettings::default()))?;
     let who = Principal::console();

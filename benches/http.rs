@@ -1,0 +1,655 @@
+//! End-to-end figures of the real server, each as a ratio to a baseline measured in the same
+//! run, so that they hold on shared, noisy machines:
+//!
+//! 1. the ceiling: a bare axum handler answering the same pre-rendered platform list;
+//! 2. REST list of 100 platforms, authenticated, 64 connections;
+//! 3. the same list through GraphQL;
+//! 4. durable writes (REST PUT) with 1 and 64 clients, and 64 clients with flushing off;
+//! 5. usage of a platform used by 10 groups in stores of 1,000 and 100,000 groups;
+//! 6. start-up time to "listening" with 100,000 groups, and the server's peak RSS.
+//!
+//! `cargo bench --bench http` runs it in full and writes BENCHMARKS.md; without `--bench`
+//! (`cargo test --bench http`) it runs a short smoke version that only checks it all works.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, ensure};
+use axum::body::Bytes;
+use hdrhistogram::Histogram;
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use callrec_gateway::store::{Change, SledStore, Store, StoreOptions};
+
+#[path = "support/fixtures.rs"]
+mod fixtures;
+use fixtures::{MEASURED, load_groups, platform};
+
+const SERVER: &str = env!("CARGO_BIN_EXE_callrec-gateway");
+const PASSWORD: &str = "benchmark-password";
+const LIST: &str = "/api/v1/system/services/call_recording/platforms/";
+const PLATFORMS: usize = 100;
+const GRAPHQL_LIST: &str = "{ callRecordingPlatforms { systemDefault platforms { name netAddress port \
+    mediaStream transportProtocol description schemaVersion supportVideoRecording } } }";
+
+struct Settings {
+    full: bool,
+    warm_up: Duration,
+    duration: Duration,
+    connections: usize,
+    small_store: usize,
+    large_store: usize,
+}
+
+impl Settings {
+    fn new(full: bool) -> Settings {
+        if full {
+            Settings {
+                full,
+                warm_up: Duration::from_secs(1),
+                duration: Duration::from_secs(5),
+                connections: 64,
+                small_store: 1_000,
+                large_store: 100_000,
+            }
+        } else {
+            Settings {
+                full,
+                warm_up: Duration::from_millis(50),
+                duration: Duration::from_millis(300),
+                connections: 4,
+                small_store: 200,
+                large_store: 2_000,
+            }
+        }
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--ceiling") {
+        let file = args.get(i + 1).context("--ceiling needs a file")?;
+        return ceiling_server(Path::new(file));
+    }
+    let settings = Settings::new(args.iter().any(|a| a == "--bench"));
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run(settings))
+}
+
+/// The ceiling: the HTTP stack's best, serving fixed bytes with no work behind them.
+fn ceiling_server(file: &Path) -> anyhow::Result<()> {
+    let body = Bytes::from(std::fs::read(file)?);
+    tokio::runtime::Runtime::new()?.block_on(async move {
+        let app = axum::Router::new().route(
+            LIST,
+            axum::routing::get(move || {
+                let body = body.clone();
+                async move {
+                    (
+                        [(axum::http::header::CONTENT_TYPE, "application/json")],
+                        body,
+                    )
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        println!("listening on http://{}", listener.local_addr()?);
+        std::io::stdout().flush()?;
+        axum::serve(listener, app).await?;
+        Ok(())
+    })
+}
+
+/// A server process and how long it took to say it was listening.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    startup: Duration,
+}
+
+impl Server {
+    async fn start(program: &Path, args: &[&str]) -> anyhow::Result<Server> {
+        let started = Instant::now();
+        let mut child = Command::new(program)
+            .args(args)
+            .env("CALLREC_ADMIN_PASSWORD", PASSWORD)
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting {}", program.display()))?;
+        let stdout = child.stdout.take().context("stdout")?;
+        let line = tokio::time::timeout(
+            Duration::from_secs(120),
+            BufReader::new(stdout).lines().next_line(),
+        )
+        .await
+        .context("no listening line within 120 s")??
+        .context("exited before listening")?;
+        let startup = started.elapsed();
+        let addr = line
+            .strip_prefix("listening on http://")
+            .with_context(|| format!("unexpected line {line:?}"))?
+            .parse()?;
+        Ok(Server {
+            child,
+            addr,
+            startup,
+        })
+    }
+
+    async fn gateway(data: &Path, extra: &[&str]) -> anyhow::Result<Server> {
+        let folder = data.display().to_string();
+        let mut args = vec!["serve", "--listen", "127.0.0.1:0", "--data", &folder];
+        args.extend_from_slice(extra);
+        Server::start(Path::new(SERVER), &args).await
+    }
+
+    /// Peak resident set size so far, from the kernel's high-water mark.
+    fn peak_rss_mib(&self) -> Option<f64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()?)).ok()?;
+        let kib: f64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))?
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()?;
+        Some(kib / 1024.0)
+    }
+
+    async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(pid) = self.child.id() {
+            std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status()?;
+        }
+        tokio::time::timeout(Duration::from_secs(60), self.child.wait()).await??;
+        Ok(())
+    }
+
+    async fn token(&self) -> anyhow::Result<String> {
+        let answer: serde_json::Value = reqwest::Client::new()
+            .post(format!("http://{}/api/v1/login/", self.addr))
+            .json(&serde_json::json!({"username": "admin", "password": PASSWORD}))
+            .send()
+            .await?
+            .json()
+            .await?;
+        Ok(answer["access_token"]
+            .as_str()
+            .context("login failed")?
+            .to_owned())
+    }
+}
+
+/// What one load run measured.
+struct Load {
+    requests: u64,
+    failures: u64,
+    elapsed: Duration,
+    micros: Histogram<u64>,
+}
+
+impl Load {
+    fn per_second(&self) -> f64 {
+        self.requests as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn p50_ms(&self) -> f64 {
+        self.micros.value_at_quantile(0.5) as f64 / 1000.0
+    }
+
+    fn p99_ms(&self) -> f64 {
+        self.micros.value_at_quantile(0.99) as f64 / 1000.0
+    }
+}
+
+type MakeRequest = Arc<dyn Fn(usize, u64) -> Request<Full<Bytes>> + Send + Sync>;
+
+/// Keeps `connections` HTTP/1.1 connections busy, one request in flight each, for
+/// `warm_up + duration`; only the last `duration` is counted.
+async fn drive(
+    addr: SocketAddr,
+    connections: usize,
+    warm_up: Duration,
+    duration: Duration,
+    make: MakeRequest,
+) -> anyhow::Result<Load> {
+    let start = Instant::now() + warm_up;
+    let end = start + duration;
+    let mut tasks = Vec::new();
+    for c in 0..connections {
+        let make = make.clone();
+        tasks.push(tokio::spawn(async move {
+            let stream = tokio::net::TcpStream::connect(addr).await?;
+            stream.set_nodelay(true)?;
+            let (mut sender, connection) =
+                hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+            tokio::spawn(connection);
+            let mut micros = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+            let (mut requests, mut failures) = (0u64, 0u64);
+            let mut i = 0u64;
+            loop {
+                let now = Instant::now();
+                if now >= end {
+                    break;
+                }
+                sender.ready().await?;
+                let response = sender.send_request(make(c, i)).await?;
+                let ok = response.status().is_success();
+                response.into_body().collect().await?;
+                i += 1;
+                if now >= start {
+                    requests += 1;
+                    if !ok {
+                        failures += 1;
+                    }
+                    micros.saturating_record(now.elapsed().as_micros() as u64);
+                }
+            }
+            anyhow::Ok((requests, failures, micros))
+        }));
+    }
+    let mut load = Load {
+        requests: 0,
+        failures: 0,
+        elapsed: duration,
+        micros: Histogram::new_with_bounds(1, 60_000_000, 3)?,
+    };
+    for task in tasks {
+        let (requests, failures, micros) = task.await??;
+        load.requests += requests;
+        load.failures += failures;
+        load.micros.add(micros)?;
+    }
+    Ok(load)
+}
+
+fn get(addr: SocketAddr, path: &str, token: &str) -> MakeRequest {
+    let (path, auth, host) = (path.to_owned(), format!("Bearer {token}"), addr.to_string());
+    Arc::new(move |_, _| {
+        Request::get(path.as_str())
+            .header("host", host.as_str())
+            .header("authorization", auth.as_str())
+            .body(Full::new(Bytes::new()))
+            .expect("a valid request")
+    })
+}
+
+fn graphql(addr: SocketAddr, token: &str) -> MakeRequest {
+    let body = Bytes::from(serde_json::json!({"query": GRAPHQL_LIST}).to_string());
+    let (auth, host) = (format!("Bearer {token}"), addr.to_string());
+    Arc::new(move |_, _| {
+        Request::post("/graphql")
+            .header("host", host.as_str())
+            .header("authorization", auth.as_str())
+            .header("content-type", "application/json")
+            .body(Full::new(body.clone()))
+            .expect("a valid request")
+    })
+}
+
+/// Each connection modifies its own platform, every request a real change.
+fn modify(addr: SocketAddr, token: &str) -> MakeRequest {
+    let (auth, host) = (format!("Bearer {token}"), addr.to_string());
+    Arc::new(move |c, i| {
+        let path = format!("{LIST}P{:03}/", c % PLATFORMS);
+        let body = format!(r#"{{"description": "revision {i}"}}"#);
+        Request::put(path)
+            .header("host", host.as_str())
+            .header("authorization", auth.as_str())
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body)))
+            .expect("a valid request")
+    })
+}
+
+/// A data folder with 100 platforms, `P000` the default.
+fn platforms_store(folder: &Path) -> anyhow::Result<()> {
+    let mut options = StoreOptions::new(folder);
+    options.flush = false;
+    let store = SledStore::open(options)?;
+    let mut changes: Vec<Change> = (0..PLATFORMS)
+        .map(|i| Change::PutPlatform(platform(&format!("P{i:03}"))))
+        .collect();
+    changes.push(Change::SetDefault(Some("P000".into())));
+    store.write().commit(changes)?;
+    Ok(())
+}
+
+fn groups_store(folder: &Path, groups: usize) -> anyhow::Result<()> {
+    let mut options = StoreOptions::new(folder);
+    options.flush = false;
+    let store = SledStore::open(options)?;
+    load_groups(&store, groups)
+}
+
+struct Row {
+    name: String,
+    per_second: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    ratio: Option<(f64, String)>,
+}
+
+fn row(name: impl Into<String>, load: &Load, ratio: Option<(f64, &str)>) -> anyhow::Result<Row> {
+    let name = name.into();
+    ensure!(load.requests > 0, "{name}: no request completed");
+    ensure!(
+        load.failures == 0,
+        "{name}: {} of {} requests failed",
+        load.failures,
+        load.requests
+    );
+    Ok(Row {
+        name,
+        per_second: load.per_second(),
+        p50_ms: load.p50_ms(),
+        p99_ms: load.p99_ms(),
+        ratio: ratio.map(|(r, what)| (r, what.to_owned())),
+    })
+}
+
+async fn run(s: Settings) -> anyhow::Result<()> {
+    let scratch = tempfile::tempdir()?;
+    let folder = |name: &str| -> PathBuf { scratch.path().join(name) };
+    let c = s.connections;
+    eprintln!("loading fixtures…");
+    platforms_store(&folder("platforms"))?;
+    platforms_store(&folder("unflushed"))?;
+    groups_store(&folder("small"), s.small_store)?;
+    let loading = Instant::now();
+    groups_store(&folder("large"), s.large_store)?;
+    eprintln!(
+        "{} groups loaded in {:.1?}",
+        s.large_store,
+        loading.elapsed()
+    );
+
+    // The gateway with 100 platforms: reads, then durable writes.
+    let server = Server::gateway(&folder("platforms"), &[]).await?;
+    let token = server.token().await?;
+    let list = reqwest::Client::new()
+        .get(format!("http://{}{LIST}", server.addr))
+        .bearer_auth(&token)
+        .send()
+        .await?
+        .bytes()
+        .await?;
+    let listed: serde_json::Value = serde_json::from_slice(&list)?;
+    ensure!(
+        listed["callRecordingPlatforms"].as_array().map(Vec::len) == Some(PLATFORMS),
+        "fixture: {listed}"
+    );
+    let ceiling_file = folder("ceiling.json");
+    std::fs::write(&ceiling_file, &list)?;
+
+    eprintln!("REST list…");
+    let rest = drive(
+        server.addr,
+        c,
+        s.warm_up,
+        s.duration,
+        get(server.addr, LIST, &token),
+    )
+    .await?;
+    eprintln!("GraphQL list…");
+    let probe = reqwest::Client::new()
+        .post(format!("http://{}/graphql", server.addr))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"query": GRAPHQL_LIST}))
+        .send()
+        .await?;
+    let graphql_works = probe.status().is_success()
+        && probe.json::<serde_json::Value>().await?["data"]["callRecordingPlatforms"]["platforms"]
+            .as_array()
+            .map(Vec::len)
+            == Some(PLATFORMS);
+    let gql = if graphql_works {
+        Some(
+            drive(
+                server.addr,
+                c,
+                s.warm_up,
+                s.duration,
+                graphql(server.addr, &token),
+            )
+            .await?,
+        )
+    } else {
+        eprintln!("GraphQL list not served here; skipped");
+        None
+    };
+    eprintln!("durable writes…");
+    let write_1 = drive(
+        server.addr,
+        1,
+        s.warm_up,
+        s.duration,
+        modify(server.addr, &token),
+    )
+    .await?;
+    let write_c = drive(
+        server.addr,
+        c,
+        s.warm_up,
+        s.duration,
+        modify(server.addr, &token),
+    )
+    .await?;
+    let rss_platforms = server.peak_rss_mib();
+    server.stop().await?;
+
+    eprintln!("ceiling…");
+    let me = std::env::current_exe()?;
+    let ceiling_server =
+        Server::start(&me, &["--ceiling", &ceiling_file.display().to_string()]).await?;
+    let ceiling = drive(
+        ceiling_server.addr,
+        c,
+        s.warm_up,
+        s.duration,
+        get(ceiling_server.addr, LIST, &token),
+    )
+    .await?;
+    ceiling_server.stop().await?;
+
+    eprintln!("writes with flushing off…");
+    let unflushed = Server::gateway(&folder("unflushed"), &["--unsafe-skip-flush"]).await?;
+    let token_u = unflushed.token().await?;
+    let write_u = drive(
+        unflushed.addr,
+        c,
+        s.warm_up,
+        s.duration,
+        modify(unflushed.addr, &token_u),
+    )
+    .await?;
+    unflushed.stop().await?;
+
+    eprintln!("usage…");
+    let usage_path = format!("{LIST}{MEASURED}/usage/");
+    let small = Server::gateway(&folder("small"), &[]).await?;
+    let token_s = small.token().await?;
+    let usage_small = drive(
+        small.addr,
+        c,
+        s.warm_up,
+        s.duration,
+        get(small.addr, &usage_path, &token_s),
+    )
+    .await?;
+    let startup_small = small.startup;
+    small.stop().await?;
+    let large = Server::gateway(&folder("large"), &[]).await?;
+    let token_l = large.token().await?;
+    let usage_large = drive(
+        large.addr,
+        c,
+        s.warm_up,
+        s.duration,
+        get(large.addr, &usage_path, &token_l),
+    )
+    .await?;
+    let startup_large = large.startup;
+    let rss_large = large.peak_rss_mib();
+    large.stop().await?;
+
+    let ceiling_rate = ceiling.per_second();
+    let mut rows = vec![
+        row(
+            format!("ceiling: bare axum, same JSON, {c} conns"),
+            &ceiling,
+            None,
+        )?,
+        row(
+            format!("REST list, 100 platforms, {c} conns"),
+            &rest,
+            Some((rest.per_second() / ceiling_rate, "of ceiling")),
+        )?,
+    ];
+    if let Some(gql) = &gql {
+        rows.push(row(
+            format!("GraphQL list, 100 platforms, {c} conns"),
+            gql,
+            Some((gql.per_second() / ceiling_rate, "of ceiling")),
+        )?);
+    }
+    rows.push(row("durable PUT, 1 client", &write_1, None)?);
+    rows.push(row(
+        format!("durable PUT, {c} clients"),
+        &write_c,
+        Some((write_c.per_second() / write_1.per_second(), "× 1 client")),
+    )?);
+    rows.push(row(
+        format!("PUT with flushing off, {c} clients"),
+        &write_u,
+        Some((
+            write_c.per_second() / write_u.per_second(),
+            "durable ÷ this",
+        )),
+    )?);
+    rows.push(row(
+        format!("usage, 10 of {} groups", s.small_store),
+        &usage_small,
+        None,
+    )?);
+    rows.push(row(
+        format!("usage, 10 of {} groups", s.large_store),
+        &usage_large,
+        Some((
+            usage_large.p50_ms() / usage_small.p50_ms(),
+            "p50 ÷ small store",
+        )),
+    )?);
+
+    let peak_rss = [rss_platforms, rss_large]
+        .into_iter()
+        .flatten()
+        .fold(0.0, f64::max);
+    let mut table = String::new();
+    table += "| measurement | requests/s | p50 ms | p99 ms | ratio |\n|---|---:|---:|---:|---|\n";
+    for r in &rows {
+        let ratio = r
+            .ratio
+            .as_ref()
+            .map(|(v, what)| format!("{v:.2} {what}"))
+            .unwrap_or_default();
+        table += &format!(
+            "| {} | {:.0} | {:.2} | {:.2} | {} |\n",
+            r.name, r.per_second, r.p50_ms, r.p99_ms, ratio
+        );
+    }
+    table += &format!(
+        "\nStart-up to `listening`: {:.0} ms with {} groups, {:.0} ms with {} ({:.2}×).  \n\
+         Peak RSS of the server: {peak_rss:.1} MiB.\n",
+        startup_large.as_secs_f64() * 1000.0,
+        s.large_store,
+        startup_small.as_secs_f64() * 1000.0,
+        s.small_store,
+        startup_large.as_secs_f64() / startup_small.as_secs_f64(),
+    );
+
+    let targets = [
+        (
+            "REST list ≥ 0.70 of ceiling",
+            rest.per_second() / ceiling_rate >= 0.70,
+        ),
+        (
+            "GraphQL list ≥ 0.40 of ceiling",
+            gql.as_ref()
+                .is_some_and(|g| g.per_second() / ceiling_rate >= 0.40),
+        ),
+        (
+            "durable writes, 64 clients ≥ 0.5× flushing off",
+            write_c.per_second() / write_u.per_second() >= 0.5,
+        ),
+        (
+            "durable writes, 64 clients ≥ 3× 1 client",
+            write_c.per_second() / write_1.per_second() >= 3.0,
+        ),
+        (
+            "usage p50 at 100,000 groups ≤ 1.5× at 1,000",
+            usage_large.p50_ms() / usage_small.p50_ms() <= 1.5,
+        ),
+        ("peak RSS < 100 MiB", peak_rss > 0.0 && peak_rss < 100.0),
+    ];
+    let mut verdicts = String::from("\n| target | met |\n|---|---|\n");
+    for (target, met) in targets {
+        verdicts += &format!("| {target} | {} |\n", if met { "yes" } else { "**no**" });
+    }
+    println!("\n{table}{verdicts}");
+
+    if s.full {
+        let cpu = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|t| {
+                t.lines()
+                    .find_map(|l| l.strip_prefix("model name"))
+                    .map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned())
+            })
+            .unwrap_or_else(|| "unknown CPU".into());
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0);
+        let text = format!(
+            "# Benchmarks\n\n\
+             Measured by `cargo bench --bench http`, which starts the release server itself on \
+             127.0.0.1 with fresh data folders, loads the fixtures, drives it with its own \
+             HTTP/1.1 load generator (one request in flight per connection, {:.0} s per \
+             measurement after {:.0} s of warm-up) and rewrites this file. Every figure is \
+             compared with a baseline of the same run, because absolute numbers on a shared \
+             machine mean little.\n\n\
+             Machine: {cores} cores, {cpu}. The load generator shares those cores with the \
+             server.\n\n{table}{verdicts}",
+            s.duration.as_secs_f64(),
+            s.warm_up.as_secs_f64(),
+        );
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("BENCHMARKS.md");
+        let notes_marker = "\n## Notes\n";
+        let notes = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|old| old.find(notes_marker).map(|i| old[i..].to_owned()))
+            .unwrap_or_default();
+        std::fs::write(&path, text + &notes)?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
