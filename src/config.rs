@@ -21,6 +21,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Manage local users in the data folder (while the server is stopped).
     User(UserArgs),
+    /// Print the GraphQL schema (SDL), as kept in schema.graphql.
+    Schema,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -61,6 +63,15 @@ pub struct ServeArgs {
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "CALLREC_BODY_LIMIT", default_value_t = 64 * 1024)]
     pub body_limit: usize,
+    /// Whether GraphQL answers introspection queries (GraphiQL needs them).
+    #[arg(
+        long,
+        env = "CALLREC_GRAPHQL_INTROSPECTION",
+        default_value_t = true,
+        action = clap::ArgAction::Set,
+        value_name = "true|false"
+    )]
+    pub graphql_introspection: bool,
     /// Log line format (the level is set by RUST_LOG, default info).
     #[arg(long, env = "CALLREC_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

@@ -62,6 +62,7 @@ impl Server {
             service,
             options: HttpOptions {
                 body_limit: args.body_limit,
+                graphql_introspection: args.graphql_introspection,
             },
             generated_admin_password,
         })

@@ -1,7 +1,8 @@
-//! The HTTP surface: one router for REST (and, beside it, GraphQL and the operational paths).
+//! The HTTP surface: one router for REST and GraphQL (and the operational paths).
 
 pub mod error;
 pub mod extract;
+pub mod graphql;
 mod rest;
 
 use std::sync::Arc;
@@ -21,14 +22,17 @@ pub struct AppState {
 
 #[derive(Debug, Clone)]
 pub struct HttpOptions {
-    /// Largest accepted request body, in bytes.
+    /// Largest accepted request body, in bytes (REST and GraphQL alike).
     pub body_limit: usize,
+    /// Whether GraphQL answers introspection queries (`__schema`, `__type`).
+    pub graphql_introspection: bool,
 }
 
 impl Default for HttpOptions {
     fn default() -> Self {
         HttpOptions {
             body_limit: 64 * 1024,
+            graphql_introspection: true,
         }
     }
 }
@@ -36,6 +40,10 @@ impl Default for HttpOptions {
 /// The whole application; tests serve the same router.
 pub fn app(service: Arc<Service>, options: &HttpOptions) -> Router {
     rest::routes()
+        .merge(graphql::routes(
+            service.clone(),
+            options.graphql_introspection,
+        ))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(options.body_limit))

@@ -1,0 +1,198 @@
+//! The GraphQL API, over the same [`Service`] as the REST layer: every rule, authorization
+//! check and error comes from the service; resolvers only parse, call and render.
+//!
+//! - `POST /graphql`: queries and mutations, one operation or a batch of at most
+//!   [`limits::MAX_BATCH`]; the token comes from `Authorization: Bearer <access_token>`.
+//! - `GET /graphql`: GraphiQL.
+//! - `/graphql/ws`: WebSocket for subscriptions (and queries), speaking `graphql-transport-ws`
+//!   and the older `graphql-ws`. The token comes from the `connection_init` payload
+//!   (`{"Authorization": "Bearer ..."}`, or `authorization`) or else from the upgrade
+//!   request's `Authorization` header; a connection without a valid token is refused.
+
+mod context;
+pub mod error;
+pub mod limits;
+mod mutation;
+mod query;
+mod subscription;
+mod types;
+
+use std::sync::Arc;
+
+use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource};
+use async_graphql::{BatchRequest, Data, Schema, SchemaBuilder};
+use async_graphql_axum::{GraphQLProtocol, GraphQLResponse, GraphQLWebSocket};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{State, WebSocketUpgrade};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use serde_json::json;
+
+pub use self::context::Credentials;
+use self::error::{GqlError, codes};
+use self::limits::ShapeLimits;
+pub use self::mutation::MutationRoot;
+pub use self::query::QueryRoot;
+pub use self::subscription::{SubscriptionRoot, events};
+pub use self::types::CallRecordingEvent;
+use crate::error::Error;
+use crate::service::Service;
+
+pub type CallRecordingSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
+
+pub const PATH: &str = "/graphql";
+pub const WS_PATH: &str = "/graphql/ws";
+
+/// The schema with its limits, without data.
+fn builder() -> SchemaBuilder<QueryRoot, MutationRoot, SubscriptionRoot> {
+    Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
+        .limit_depth(limits::MAX_DEPTH)
+        .limit_complexity(limits::MAX_COMPLEXITY)
+        .limit_recursive_depth(limits::MAX_RECURSIVE_DEPTH)
+        .limit_directives(limits::MAX_DIRECTIVES)
+        .extension(ShapeLimits::default())
+}
+
+/// The schema served over `service`; `introspection: false` refuses `__schema`/`__type`.
+pub fn schema(service: Arc<Service>, introspection: bool) -> CallRecordingSchema {
+    let builder = builder().data(service);
+    let builder = if introspection {
+        builder
+    } else {
+        builder.disable_introspection()
+    };
+    builder.finish()
+}
+
+/// The schema's SDL, as kept in `schema.graphql`.
+pub fn sdl() -> String {
+    builder().finish().sdl()
+}
+
+#[derive(Clone)]
+struct GraphqlState {
+    schema: CallRecordingSchema,
+    service: Arc<Service>,
+}
+
+/// The GraphQL routes, to be merged into the application's router.
+pub fn routes<S>(service: Arc<Service>, introspection: bool) -> Router<S> {
+    let state = GraphqlState {
+        schema: schema(service.clone(), introspection),
+        service,
+    };
+    Router::new()
+        .route(PATH, get(graphiql).post(execute))
+        .route(WS_PATH, get(websocket))
+        .with_state(state)
+}
+
+async fn graphiql() -> Html<String> {
+    Html(
+        GraphiQLSource::build()
+            .endpoint(PATH)
+            .subscription_endpoint(WS_PATH)
+            .title("callrec-gateway GraphQL")
+            .finish(),
+    )
+}
+
+/// A request refused before any operation ran, as a GraphQL error body.
+fn refused(status: StatusCode, error: GqlError) -> Response {
+    let body = json!({ "errors": [error.into_server_error()] });
+    (status, axum::Json(body)).into_response()
+}
+
+fn refused_domain(error: Error) -> Response {
+    let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::BAD_REQUEST);
+    refused(status, GqlError::from(error))
+}
+
+/// `POST /graphql`. The body is read through axum's `Bytes`, so the application's body limit
+/// applies (413 when over it).
+async fn execute(
+    State(state): State<GraphqlState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let bytes = match body {
+        Ok(bytes) => bytes,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return refused_domain(Error::PayloadTooLarge(
+                "the request body is too large".into(),
+            ));
+        }
+        Err(rejection) => {
+            return refused_domain(Error::invalid_body(format!(
+                "the request body could not be read: {rejection}"
+            )));
+        }
+    };
+    let batch: BatchRequest = match serde_json::from_slice(&bytes) {
+        Ok(batch) => batch,
+        Err(e) => {
+            return refused_domain(Error::invalid_body(format!(
+                "the request body is not a GraphQL request: {e}"
+            )));
+        }
+    };
+    if let BatchRequest::Batch(operations) = &batch
+        && (operations.is_empty() || operations.len() > limits::MAX_BATCH)
+    {
+        return refused(
+            StatusCode::BAD_REQUEST,
+            GqlError::transport(
+                codes::BATCH_TOO_LARGE,
+                format!(
+                    "a batch must hold 1 to {} operations (got {})",
+                    limits::MAX_BATCH,
+                    operations.len()
+                ),
+            ),
+        );
+    }
+    let batch = batch.data(Credentials::from_headers(&headers));
+    GraphQLResponse::from(state.schema.execute_batch(batch).await).into_response()
+}
+
+/// `/graphql/ws`.
+async fn websocket(
+    State(state): State<GraphqlState>,
+    protocol: GraphQLProtocol,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let from_header = Credentials::from_headers(&headers);
+    let GraphqlState { schema, service } = state;
+    upgrade
+        .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |socket| {
+            GraphQLWebSocket::new(socket, schema, protocol)
+                .on_connection_init(move |payload| connection_init(service, from_header, payload))
+                .serve()
+        })
+        .into_response()
+}
+
+/// Accepts the connection only with valid credentials, which then travel with every
+/// operation of the connection (and are checked again by each).
+async fn connection_init(
+    service: Arc<Service>,
+    from_header: Credentials,
+    payload: serde_json::Value,
+) -> async_graphql::Result<Data> {
+    let credentials = Credentials::from_init_payload(&payload).unwrap_or(from_header);
+    if let Err(e) = credentials.principal(&service) {
+        return Err(async_graphql::Error::new(format!(
+            "{}: {}",
+            e.code().name,
+            e.public_message()
+        )));
+    }
+    let mut data = Data::default();
+    data.insert(credentials);
+    Ok(data)
+}
