@@ -2,6 +2,8 @@
 //! folder, plus a client that speaks to it like a portal would.
 #![allow(dead_code)]
 
+pub mod graphql;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 

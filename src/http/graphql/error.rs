@@ -12,6 +12,8 @@ pub mod codes {
     pub const BATCH_TOO_LARGE: &str = "BATCH_TOO_LARGE";
     /// Too many aliases, fields, or fields once fragments are expanded; or a fragment cycle.
     pub const QUERY_TOO_LARGE: &str = "QUERY_TOO_LARGE";
+    /// An introspection query on a server started with `--graphql-introspection false`.
+    pub const INTROSPECTION_DISABLED: &str = "INTROSPECTION_DISABLED";
     /// A subscriber fell so far behind that events were dropped; refetch and resubscribe.
     pub const EVENTS_LOST: &str = "EVENTS_LOST";
 }

@@ -41,6 +41,9 @@ pub struct ShapeLimits {
     pub max_aliases: usize,
     pub max_fields: usize,
     pub max_expanded_fields: usize,
+    /// When false, a query selecting `__schema` or `__type` is refused with
+    /// `INTROSPECTION_DISABLED` (async-graphql alone would answer null without saying why).
+    pub introspection: bool,
 }
 
 impl Default for ShapeLimits {
@@ -49,6 +52,7 @@ impl Default for ShapeLimits {
             max_aliases: MAX_ALIASES,
             max_fields: MAX_FIELDS,
             max_expanded_fields: MAX_EXPANDED_FIELDS,
+            introspection: true,
         }
     }
 }
@@ -72,6 +76,13 @@ impl Extension for ShapeLimits {
         self.check(document)
             .map_err(|message| GqlError::transport(codes::QUERY_TOO_LARGE, message))
             .map_err(GqlError::into_server_error)?;
+        if !self.introspection && introspects(document) {
+            return Err(GqlError::transport(
+                codes::INTROSPECTION_DISABLED,
+                "introspection is disabled on this server",
+            )
+            .into_server_error());
+        }
         next.run(ctx, request).await
     }
 }
@@ -117,6 +128,32 @@ impl ShapeLimits {
 
 fn too_many_expanded(cap: usize) -> String {
     format!("the query has more than {cap} fields once its fragments are expanded")
+}
+
+/// Whether an operation selects `__schema` or `__type` at its root (directly or through
+/// fragments; a fragment cycle is refused before this runs).
+pub fn introspects(document: &ExecutableDocument) -> bool {
+    fn root(document: &ExecutableDocument, set: &SelectionSet, hops: usize) -> bool {
+        set.items.iter().any(|selection| match &selection.node {
+            Selection::Field(field) => {
+                matches!(field.node.name.node.as_str(), "__schema" | "__type")
+            }
+            Selection::InlineFragment(fragment) => {
+                root(document, &fragment.node.selection_set.node, hops)
+            }
+            Selection::FragmentSpread(spread) => {
+                hops < MAX_RECURSIVE_DEPTH
+                    && document
+                        .fragments
+                        .get(&spread.node.fragment_name.node)
+                        .is_some_and(|f| root(document, &f.node.selection_set.node, hops + 1))
+            }
+        })
+    }
+    document
+        .operations
+        .iter()
+        .any(|(_, operation)| root(document, &operation.node.selection_set.node, 0))
 }
 
 /// Aliases and fields as written, fragments counted once each.
@@ -243,6 +280,19 @@ mod tests {
             ));
         }
         assert!(check(&query).unwrap_err().contains("expanded"));
+    }
+
+    #[test]
+    fn introspection_is_found_through_fragments() {
+        let found = |q: &str| introspects(&parse_query(q).unwrap());
+        assert!(found("{ __schema { queryType { name } } }"));
+        assert!(found(
+            "{ ... on Query { __type(name: \"Query\") { name } } }"
+        ));
+        assert!(found(
+            "{ ...F } fragment F on Query { __schema { types { name } } }"
+        ));
+        assert!(!found("{ __typename me { username } }"));
     }
 
     #[test]

@@ -47,29 +47,31 @@ pub const PATH: &str = "/graphql";
 pub const WS_PATH: &str = "/graphql/ws";
 
 /// The schema with its limits, without data.
-fn builder() -> SchemaBuilder<QueryRoot, MutationRoot, SubscriptionRoot> {
-    Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
+fn builder(introspection: bool) -> SchemaBuilder<QueryRoot, MutationRoot, SubscriptionRoot> {
+    let builder = Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
         .limit_depth(limits::MAX_DEPTH)
         .limit_complexity(limits::MAX_COMPLEXITY)
         .limit_recursive_depth(limits::MAX_RECURSIVE_DEPTH)
         .limit_directives(limits::MAX_DIRECTIVES)
-        .extension(ShapeLimits::default())
+        .extension(ShapeLimits {
+            introspection,
+            ..ShapeLimits::default()
+        });
+    if introspection {
+        builder
+    } else {
+        builder.disable_introspection()
+    }
 }
 
 /// The schema served over `service`; `introspection: false` refuses `__schema`/`__type`.
 pub fn schema(service: Arc<Service>, introspection: bool) -> CallRecordingSchema {
-    let builder = builder().data(service);
-    let builder = if introspection {
-        builder
-    } else {
-        builder.disable_introspection()
-    };
-    builder.finish()
+    builder(introspection).data(service).finish()
 }
 
 /// The schema's SDL, as kept in `schema.graphql`.
 pub fn sdl() -> String {
-    builder().finish().sdl()
+    builder(true).finish().sdl()
 }
 
 #[derive(Clone)]
