@@ -133,7 +133,14 @@ async fn execute(
             )));
         }
     };
-    let batch: BatchRequest = match serde_json::from_slice(&bytes) {
+    // Decided on the first character: serde would also read `[]` as a (blank) single request.
+    let is_batch = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
+    let parsed = if is_batch {
+        serde_json::from_slice(&bytes).map(BatchRequest::Batch)
+    } else {
+        serde_json::from_slice(&bytes).map(BatchRequest::Single)
+    };
+    let batch = match parsed {
         Ok(batch) => batch,
         Err(e) => {
             return refused_domain(Error::invalid_body(format!(

@@ -1,4 +1,5 @@
-//! `callRecordingEvents`: every committed change, in commit order, once it is on disk.
+//! `callRecordingEvents`: every committed change, in commit order, once it is on disk, after
+//! a first `CallRecordingSubscriptionStarted` message telling the client the stream is live.
 //!
 //! Only System Admins may subscribe (the stream carries every platform, the properties and
 //! every group's assignment). The caller's credentials are checked again before each event is
@@ -12,12 +13,12 @@
 use std::sync::Arc;
 
 use async_graphql::{Context, Subscription};
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt};
 use tokio::sync::broadcast::{self, error::RecvError};
 
 use super::context::{credentials, service};
 use super::error::{GqlError, GqlResult};
-use super::types::CallRecordingEvent;
+use super::types::{CallRecordingEvent, CallRecordingSubscriptionStarted};
 use crate::error::Error;
 use crate::service::Event;
 
@@ -44,14 +45,18 @@ impl SubscriptionRoot {
     }
 }
 
-/// The events of `receiver`, each delivered only while `still_allowed`; ends after the first
-/// error (lost events, or the caller no longer allowed).
+/// A first `SubscriptionStarted` message (the receiver exists, so nothing committed from now on
+/// is missed), then the events of `receiver`, each delivered only while `still_allowed`; ends
+/// after the first error (lost events, or the caller no longer allowed).
 pub fn events(
     receiver: broadcast::Receiver<Event>,
     still_allowed: impl Fn() -> Result<(), Error> + Send + Sync + 'static,
 ) -> impl Stream<Item = GqlResult<CallRecordingEvent>> {
     let still_allowed = Arc::new(still_allowed);
-    futures_util::stream::unfold(Some(receiver), move |state| {
+    let started = futures_util::stream::once(futures_util::future::ready(Ok(
+        CallRecordingEvent::SubscriptionStarted(CallRecordingSubscriptionStarted { live: true }),
+    )));
+    let changes = futures_util::stream::unfold(Some(receiver), move |state| {
         let still_allowed = still_allowed.clone();
         async move {
             let mut receiver = state?;
@@ -67,5 +72,73 @@ pub fn events(
                 Err(RecvError::Closed) => None,
             }
         }
-    })
+    });
+    started.chain(changes)
+}
+
+#[cfg(test)]
+mod tests {
+    use futures_util::StreamExt;
+
+    use super::*;
+    use crate::model::Properties;
+
+    fn modified() -> Event {
+        Event::PropertiesModified {
+            properties: Properties::default(),
+        }
+    }
+
+    #[tokio::test]
+    async fn starts_then_delivers_and_ends_when_events_were_lost() {
+        let (tx, rx) = broadcast::channel(2);
+        let stream = events(rx, || Ok(()));
+        futures_util::pin_mut!(stream);
+        assert!(matches!(
+            stream.next().await,
+            Some(Ok(CallRecordingEvent::SubscriptionStarted(_)))
+        ));
+        tx.send(modified()).unwrap();
+        assert!(matches!(
+            stream.next().await,
+            Some(Ok(CallRecordingEvent::PropertiesModified(_)))
+        ));
+        for _ in 0..5 {
+            tx.send(modified()).unwrap();
+        }
+        let Some(Err(lost)) = stream.next().await else {
+            panic!("lost events expected");
+        };
+        assert!(lost.message().contains("3 events were dropped"), "{lost:?}");
+        assert!(
+            stream.next().await.is_none(),
+            "the stream ends after the error"
+        );
+    }
+
+    #[tokio::test]
+    async fn ends_when_the_caller_is_no_longer_allowed() {
+        let (tx, rx) = broadcast::channel(4);
+        let stream = events(rx, || {
+            Err(Error::Unauthenticated("the session has ended".into()))
+        });
+        futures_util::pin_mut!(stream);
+        assert!(stream.next().await.expect("started").is_ok());
+        tx.send(modified()).unwrap();
+        let Some(Err(e)) = stream.next().await else {
+            panic!("a refusal expected");
+        };
+        assert_eq!(e.message(), "the session has ended");
+        assert!(stream.next().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn ends_when_the_service_goes_away() {
+        let (tx, rx) = broadcast::channel(4);
+        let stream = events(rx, || Ok(()));
+        futures_util::pin_mut!(stream);
+        assert!(stream.next().await.expect("started").is_ok());
+        drop(tx);
+        assert!(stream.next().await.is_none());
+    }
 }

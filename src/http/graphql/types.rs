@@ -349,9 +349,20 @@ pub struct GroupCallRecordingPlatformAssigned {
     pub platform: Option<String>,
 }
 
-/// A committed change, as streamed by `callRecordingEvents`.
+/// The first message of every `callRecordingEvents` subscription: from here on, every
+/// committed change is delivered. A dashboard fetches the state it shows after receiving this
+/// message, then applies the events that follow, and misses nothing.
+#[derive(SimpleObject)]
+pub struct CallRecordingSubscriptionStarted {
+    /// Always true.
+    pub live: bool,
+}
+
+/// A committed change, as streamed by `callRecordingEvents` (or the first message, which
+/// says the subscription is live).
 #[derive(Union)]
 pub enum CallRecordingEvent {
+    SubscriptionStarted(CallRecordingSubscriptionStarted),
     PlatformAdded(CallRecordingPlatformAdded),
     PlatformModified(CallRecordingPlatformModified),
     PlatformDeleted(CallRecordingPlatformDeleted),
