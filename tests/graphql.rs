@@ -466,10 +466,13 @@ async fn malformed_and_oversized_bodies_are_refused_with_codes() {
             json!({"input": {"name": "x", "mediaStream": "TRIPLE"}}),
         )
         .await;
-    assert!(
-        body["errors"].as_array().is_some_and(|e| !e.is_empty()),
-        "{body}"
-    );
+    assert_error(&body, "GRAPHQL_VALIDATION_FAILED", None);
+    let body = app
+        .gql("{ callRecordingPlatformz { systemDefault } }", json!({}))
+        .await;
+    assert_error(&body, "GRAPHQL_VALIDATION_FAILED", None);
+    let body = app.gql("{ me { username ", json!({})).await;
+    assert_error(&body, "GRAPHQL_PARSE_FAILED", None);
     app.stop().await;
 }
 

@@ -1,4 +1,7 @@
-//! What one GraphQL request may ask for. async-graphql enforces depth, complexity, parser
+//! What one GraphQL request may ask for, and a `code` on every error async-graphql raises
+//! itself (parse, validation and limit errors carry none of their own).
+//!
+//! async-graphql enforces depth, complexity, parser
 //! recursion and directives; [`ShapeLimits`] adds what it lacks: caps on aliases, on fields
 //! as written, and on fields once fragments are expanded. That last one is checked with one
 //! memoised pass over the fragments *before* async-graphql's own passes, which expand
@@ -9,10 +12,12 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest,
+    Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest, NextRequest, NextSubscribe,
 };
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
-use async_graphql::{Name, Request, ServerResult};
+use async_graphql::{Name, Request, Response, ServerError, ServerResult};
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
 
 use super::error::{GqlError, codes};
 
@@ -65,6 +70,26 @@ impl ExtensionFactory for ShapeLimits {
 
 #[async_graphql::async_trait::async_trait]
 impl Extension for ShapeLimits {
+    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
+        let mut response = next.run(ctx).await;
+        tag_errors(&mut response);
+        response
+    }
+
+    fn subscribe<'s>(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        stream: BoxStream<'s, Response>,
+        next: NextSubscribe<'_>,
+    ) -> BoxStream<'s, Response> {
+        next.run(ctx, stream)
+            .map(|mut response| {
+                tag_errors(&mut response);
+                response
+            })
+            .boxed()
+    }
+
     async fn prepare_request(
         &self,
         ctx: &ExtensionContext<'_>,
@@ -72,7 +97,10 @@ impl Extension for ShapeLimits {
         next: NextPrepareRequest<'_>,
     ) -> ServerResult<Request> {
         // Parsed once here; async-graphql reuses the parsed document.
-        let document = request.parsed_query()?;
+        let document = request.parsed_query().map_err(|mut e| {
+            set_code(&mut e, codes::GRAPHQL_PARSE_FAILED);
+            e
+        })?;
         self.check(document)
             .map_err(|message| GqlError::transport(codes::QUERY_TOO_LARGE, message))
             .map_err(GqlError::into_server_error)?;
@@ -84,6 +112,43 @@ impl Extension for ShapeLimits {
             .into_server_error());
         }
         next.run(ctx, request).await
+    }
+}
+
+fn set_code(error: &mut ServerError, code: &'static str) {
+    error
+        .extensions
+        .get_or_insert_with(Default::default)
+        .set("code", code);
+}
+
+/// Gives every error a `code`: async-graphql's own (validation, limits, input coercion) have
+/// none. Its limit errors are told by their messages, which the limit tests pin down.
+pub fn tag_errors(response: &mut Response) {
+    for error in &mut response.errors {
+        if error
+            .extensions
+            .as_ref()
+            .is_some_and(|e| e.get("code").is_some())
+        {
+            continue;
+        }
+        let limit = [
+            "Query is too complex",
+            "Query is nested too deep",
+            "The recursion depth of the query",
+            "The number of directives",
+        ]
+        .iter()
+        .any(|prefix| error.message.starts_with(prefix));
+        set_code(
+            error,
+            if limit {
+                codes::QUERY_TOO_LARGE
+            } else {
+                codes::GRAPHQL_VALIDATION_FAILED
+            },
+        );
     }
 }
 
