@@ -14,6 +14,7 @@ use super::types::{
 #[derive(Default)]
 pub struct MutationRoot;
 
+/// Changes, each answered once it is on disk.
 #[Object(name = "Mutation")]
 impl MutationRoot {
     /// Adds a platform; the first one becomes the system default (System Admin).

@@ -9,6 +9,7 @@ use super::types::{CallRecordingPlatform, CallRecordingPlatformList, CallRecordi
 #[derive(Default)]
 pub struct QueryRoot;
 
+/// Reads. Every field needs `Authorization: Bearer <access_token>`.
 #[Object(name = "Query")]
 impl QueryRoot {
     /// Every platform and the system default (Group Admin or above).

@@ -25,6 +25,7 @@ use crate::service::Event;
 #[derive(Default)]
 pub struct SubscriptionRoot;
 
+/// Change streams, over the WebSocket at /graphql/ws.
 #[Subscription(name = "Subscription")]
 impl SubscriptionRoot {
     /// Every committed change to platforms, the default, properties and group assignments

@@ -68,6 +68,7 @@ impl From<model::GroupRef> for GroupRef {
 /// A recording server that calls are forked to.
 pub struct CallRecordingPlatform(pub PlatformEntry);
 
+/// A recording server that calls are forked to.
 #[Object]
 impl CallRecordingPlatform {
     /// The key; cannot be changed.
@@ -125,6 +126,7 @@ impl CallRecordingPlatform {
 /// Every platform, and which one is the system default.
 pub struct CallRecordingPlatformList(pub PlatformList);
 
+/// Every platform, and which one is the system default.
 #[Object]
 impl CallRecordingPlatformList {
     /// The name of the system default platform; null only when there are no platforms.
@@ -150,6 +152,7 @@ impl CallRecordingPlatformList {
 /// The system-wide call recording properties.
 pub struct CallRecordingProperties(pub model::Properties);
 
+/// The system-wide call recording properties.
 #[Object]
 impl CallRecordingProperties {
     async fn continue_call_after_recording_failure(&self) -> bool {
@@ -179,6 +182,7 @@ impl CallRecordingProperties {
 /// The caller.
 pub struct Me(pub model::Principal);
 
+/// The caller.
 #[Object]
 impl Me {
     async fn username(&self) -> &str {
@@ -299,6 +303,7 @@ pub struct DeleteCallRecordingPlatformPayload {
 /// A platform was added (`platform.isDefault` tells whether it became the default).
 pub struct CallRecordingPlatformAdded(PlatformEntry);
 
+/// A platform was added (`platform.isDefault` tells whether it became the default).
 #[Object]
 impl CallRecordingPlatformAdded {
     async fn platform(&self) -> CallRecordingPlatform {
@@ -309,6 +314,7 @@ impl CallRecordingPlatformAdded {
 /// A platform was changed; `platform` is the whole platform as it is now.
 pub struct CallRecordingPlatformModified(PlatformEntry);
 
+/// A platform was changed; `platform` is the whole platform as it is now.
 #[Object]
 impl CallRecordingPlatformModified {
     async fn platform(&self) -> CallRecordingPlatform {
@@ -333,6 +339,7 @@ pub struct CallRecordingDefaultChanged {
 /// The system properties changed; `properties` are all of them as they are now.
 pub struct CallRecordingPropertiesModified(model::Properties);
 
+/// The system properties changed; `properties` are all of them as they are now.
 #[Object]
 impl CallRecordingPropertiesModified {
     async fn properties(&self) -> CallRecordingProperties {
