@@ -347,3 +347,23 @@ async fn the_stream_ends_when_the_subscriber_loses_its_session() {
     assert_eq!(client.json().await, json!({"type": "complete", "id": "1"}));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_oversized_message_ends_the_connection() {
+    let app = TestApp::start().await;
+    let mut client = subscribed(&app).await;
+    let huge = json!({"id": "2", "type": "subscribe",
+                      "payload": {"query": format!("{{ me {{ username }} }} #{}", "x".repeat(70 * 1024))}});
+    // The server may already be gone while the message is still being written.
+    let _ = client.ws.send(Message::Text(huge.to_string().into())).await;
+    let ended = tokio::time::timeout(WAIT, client.ws.next())
+        .await
+        .expect("the connection ends in time");
+    match ended {
+        None | Some(Err(_)) | Some(Ok(Message::Close(_))) => {}
+        Some(Ok(other)) => panic!("no answer expected, got {other:?}"),
+    }
+    // The server is fine.
+    app.gql_ok("{ me { username } }", json!({})).await;
+    app.stop().await;
+}

@@ -40,10 +40,7 @@ impl Default for HttpOptions {
 /// The whole application; tests serve the same router.
 pub fn app(service: Arc<Service>, options: &HttpOptions) -> Router {
     rest::routes()
-        .merge(graphql::routes(
-            service.clone(),
-            options.graphql_introspection,
-        ))
+        .merge(graphql::routes(service.clone(), options))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(options.body_limit))

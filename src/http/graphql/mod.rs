@@ -18,6 +18,7 @@ mod subscription;
 mod types;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource};
 use async_graphql::{BatchRequest, Data, Schema, SchemaBuilder};
@@ -29,6 +30,7 @@ use axum::extract::{State, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
+use futures_util::{Stream, StreamExt};
 use serde_json::json;
 
 pub use self::context::Credentials;
@@ -38,6 +40,7 @@ pub use self::mutation::MutationRoot;
 pub use self::query::QueryRoot;
 pub use self::subscription::{SubscriptionRoot, events};
 pub use self::types::CallRecordingEvent;
+use super::HttpOptions;
 use crate::error::Error;
 use crate::service::Service;
 
@@ -78,13 +81,16 @@ pub fn sdl() -> String {
 struct GraphqlState {
     schema: CallRecordingSchema,
     service: Arc<Service>,
+    /// The largest WebSocket message, as for request bodies.
+    message_limit: usize,
 }
 
 /// The GraphQL routes, to be merged into the application's router.
-pub fn routes<S>(service: Arc<Service>, introspection: bool) -> Router<S> {
+pub fn routes<S>(service: Arc<Service>, options: &HttpOptions) -> Router<S> {
     let state = GraphqlState {
-        schema: schema(service.clone(), introspection),
+        schema: schema(service.clone(), options.graphql_introspection),
         service,
+        message_limit: options.body_limit,
     };
     Router::new()
         .route(PATH, get(graphiql).post(execute))
@@ -175,15 +181,50 @@ async fn websocket(
     upgrade: WebSocketUpgrade,
 ) -> Response {
     let from_header = Credentials::from_headers(&headers);
-    let GraphqlState { schema, service } = state;
+    let GraphqlState {
+        schema,
+        service,
+        message_limit,
+    } = state;
     upgrade
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .max_message_size(message_limit)
+        .max_frame_size(message_limit)
         .on_upgrade(move |socket| {
-            GraphQLWebSocket::new(socket, schema, protocol)
+            let (sink, stream) = socket.split();
+            let stream = first_within(stream, INIT_TIMEOUT);
+            GraphQLWebSocket::new_with_pair(sink, stream, schema, protocol)
                 .on_connection_init(move |payload| connection_init(service, from_header, payload))
                 .serve()
         })
         .into_response()
+}
+
+/// How long a new WebSocket connection may stay silent before its `connection_init`.
+pub const INIT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `stream`, ended early unless its first item arrives within `limit`: a connection that never
+/// sends `connection_init` is closed instead of being held open.
+pub fn first_within<S>(mut stream: S, limit: Duration) -> impl Stream<Item = S::Item>
+where
+    S: Stream + Unpin,
+{
+    let first = async move {
+        match tokio::time::timeout(limit, stream.next()).await {
+            Ok(Some(item)) => Some((item, stream)),
+            Ok(None) => None,
+            Err(_) => {
+                tracing::info!("closing a GraphQL WebSocket that sent nothing in time");
+                None
+            }
+        }
+    };
+    futures_util::stream::once(first).flat_map(|first| match first {
+        Some((item, rest)) => futures_util::stream::once(std::future::ready(item))
+            .chain(rest)
+            .left_stream(),
+        None => futures_util::stream::empty().right_stream(),
+    })
 }
 
 /// Accepts the connection only with valid credentials, which then travel with every
@@ -204,4 +245,30 @@ async fn connection_init(
     let mut data = Data::default();
     data.insert(credentials);
     Ok(data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_connection_ends_after_the_init_timeout() {
+        let silent = futures_util::stream::pending::<u8>();
+        let ended: Vec<u8> = first_within(silent, INIT_TIMEOUT).collect().await;
+        assert!(ended.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_that_speaks_in_time_is_passed_through() {
+        let items = futures_util::stream::iter([1u8, 2, 3]);
+        let all: Vec<u8> = first_within(items, INIT_TIMEOUT).collect().await;
+        assert_eq!(all, [1, 2, 3]);
+        // Only the first item is timed: later silence is fine.
+        let late = futures_util::stream::iter([1u8]).chain(futures_util::stream::once(async {
+            tokio::time::sleep(INIT_TIMEOUT * 3).await;
+            2u8
+        }));
+        let all: Vec<u8> = first_within(Box::pin(late), INIT_TIMEOUT).collect().await;
+        assert_eq!(all, [1, 2]);
+    }
 }
