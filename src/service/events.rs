@@ -41,7 +41,7 @@ impl super::Service {
         who.require(crate::model::Level::SystemAdmin)
     }
 
-    /// The event stream for an authorized caller (see [`Service::subscribe`]).
+    /// The event stream for an authorized caller (see [`Service::subscribe`](super::Service::subscribe)).
     pub fn watch(
         &self,
         who: &crate::model::Principal,

@@ -7,7 +7,14 @@
 //! - `/graphql/ws`: WebSocket for subscriptions (and queries), speaking `graphql-transport-ws`
 //!   and the older `graphql-ws`. The token comes from the `connection_init` payload
 //!   (`{"Authorization": "Bearer ..."}`, or `authorization`) or else from the upgrade
-//!   request's `Authorization` header; a connection without a valid token is refused.
+//!   request's `Authorization` header. A connection without a valid token is refused
+//!   (`graphql-transport-ws`: close 1002; `graphql-ws`: `connection_error`; the reason starts
+//!   with `UNAUTHENTICATED`). Messages are capped at the request body limit, and a connection
+//!   silent for [`INIT_TIMEOUT`] after opening is closed.
+//!
+//! Errors: a domain error carries `extensions.code` (its name), `extensions.subErrorCode` (its
+//! number) and, for a validation error, `extensions.field`; transport errors carry only a code
+//! (see [`error::codes`]). Limits are listed in [`limits`].
 
 mod context;
 pub mod error;
