@@ -421,3 +421,79 @@ impl From<Event> for CallRecordingEvent {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use async_graphql::{EmptyMutation, EmptySubscription, Schema};
+    use serde_json::json;
+
+    use super::*;
+
+    /// Renders one event as GraphQL would send it.
+    async fn render(event: Event) -> serde_json::Value {
+        struct Query(std::sync::Mutex<Option<Event>>);
+
+        #[Object]
+        impl Query {
+            async fn event(&self) -> Option<CallRecordingEvent> {
+                self.0
+                    .lock()
+                    .ok()
+                    .and_then(|mut e| e.take())
+                    .map(Into::into)
+            }
+        }
+
+        let schema = Schema::new(
+            Query(std::sync::Mutex::new(Some(event))),
+            EmptyMutation,
+            EmptySubscription,
+        );
+        let response = schema
+            .execute(
+                "{ event { __typename
+                   ... on GroupCallRecordingPlatformAssigned { group { tenantId groupId } previous platform }
+                   ... on CallRecordingDefaultChanged { previous current }
+                   ... on CallRecordingPlatformDeleted { name } } }",
+            )
+            .await;
+        assert!(response.errors.is_empty(), "{:?}", response.errors);
+        response.data.into_json().expect("JSON")["event"].clone()
+    }
+
+    #[tokio::test]
+    async fn group_assignments_are_rendered() {
+        let group = model::GroupRef {
+            tenant_id: "t1".into(),
+            group_id: "g1".into(),
+        };
+        let event = Event::GroupAssigned {
+            group: group.clone(),
+            previous: None,
+            platform: Some("A".into()),
+        };
+        assert_eq!(
+            render(event).await,
+            json!({"__typename": "GroupCallRecordingPlatformAssigned",
+                   "group": {"tenantId": "t1", "groupId": "g1"}, "previous": null, "platform": "A"})
+        );
+        let removed = Event::GroupAssigned {
+            group,
+            previous: Some("A".into()),
+            platform: None,
+        };
+        assert_eq!(render(removed).await["platform"], serde_json::Value::Null);
+    }
+
+    #[tokio::test]
+    async fn the_end_of_the_default_is_rendered() {
+        let event = Event::DefaultChanged {
+            previous: Some("A".into()),
+            current: None,
+        };
+        assert_eq!(
+            render(event).await,
+            json!({"__typename": "CallRecordingDefaultChanged", "previous": "A", "current": null})
+        );
+    }
+}
