@@ -21,6 +21,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Manage local users in the data folder (while the server is stopped).
     User(UserArgs),
+    /// Print the GraphQL schema (SDL), as kept in schema.graphql.
+    Schema,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -85,6 +87,15 @@ pub struct ServeArgs {
     /// Serve /metrics on this address instead of the main one.
     #[arg(long, env = "CALLREC_METRICS_LISTEN")]
     pub metrics_listen: Option<String>,
+    /// Whether GraphQL answers introspection queries (GraphiQL needs them).
+    #[arg(
+        long,
+        env = "CALLREC_GRAPHQL_INTROSPECTION",
+        default_value_t = true,
+        action = clap::ArgAction::Set,
+        value_name = "true|false"
+    )]
+    pub graphql_introspection: bool,
     /// Log line format (the level is set by RUST_LOG, default info).
     #[arg(long, env = "CALLREC_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

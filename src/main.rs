@@ -8,6 +8,10 @@ async fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Serve(args) => callrec_gateway::server::run(args).await,
         Command::User(args) => callrec_gateway::cli::user(args).await,
+        Command::Schema => {
+            print!("{}", callrec_gateway::http::graphql::sdl());
+            Ok(())
+        }
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

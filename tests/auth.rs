@@ -9,7 +9,6 @@ use serde_json::{Value, json};
 
 const PASSWORD: &str = "a-long-password";
 
-/// Adds a user, creating its tenant and group first when they do not exist yet.
 async fn add_user(
     app: &TestApp,
     username: &str,
@@ -17,27 +16,7 @@ async fn add_user(
     tenant: Option<&str>,
     group: Option<&str>,
 ) {
-    if let Some(t) = tenant {
-        let tenants = "/api/v1/tenants/";
-        app.admin(Method::POST, tenants, Some(json!({"tenantId": t})))
-            .await;
-        if let Some(g) = group {
-            let groups = format!("/api/v1/tenants/{t}/groups/");
-            app.admin(Method::POST, &groups, Some(json!({"groupId": g})))
-                .await;
-        }
-    }
-    let mut body = json!({"username": username, "password": PASSWORD, "userLevel": level});
-    if let Some(t) = tenant {
-        body["tenantId"] = json!(t);
-    }
-    if let Some(g) = group {
-        body["groupId"] = json!(g);
-    }
-    let (status, answer) = app
-        .admin(Method::POST, "/api/v1/local/users/", Some(body))
-        .await;
-    assert_eq!(status, StatusCode::OK, "{answer}");
+    app.add_user(username, PASSWORD, level, tenant, group).await;
 }
 
 async fn login_body(app: &TestApp, username: &str, password: &str) -> (StatusCode, Value) {

@@ -3,6 +3,7 @@
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
@@ -14,12 +15,22 @@ use crate::model::Principal;
 
 /// The bearer token of the `Authorization` header.
 pub fn bearer(parts: &Parts) -> Result<&str, Error> {
-    let header = parts.headers.get(AUTHORIZATION).ok_or_else(|| {
+    bearer_of(&parts.headers)
+}
+
+/// The bearer token of the `Authorization` header of these headers.
+pub fn bearer_of(headers: &HeaderMap) -> Result<&str, Error> {
+    let header = headers.get(AUTHORIZATION).ok_or_else(|| {
         Error::Unauthenticated("missing Authorization: Bearer <access_token>".into())
     })?;
     let value = header
         .to_str()
         .map_err(|_| Error::Unauthenticated("malformed Authorization header".into()))?;
+    bearer_value(value)
+}
+
+/// The token of an `Authorization` value, `Bearer <access_token>`.
+pub fn bearer_value(value: &str) -> Result<&str, Error> {
     let (scheme, token) = value
         .trim()
         .split_once(' ')

@@ -1,8 +1,10 @@
-//! The HTTP surface: REST (with its OpenAPI document) and the operational paths, behind the
-//! middleware every request passes: request id, access log, CORS, timeout, body limit, metrics.
+//! The HTTP surface: REST (with its OpenAPI document), GraphQL and the operational paths,
+//! behind the middleware every request passes: request id, access log, CORS, timeout, body
+//! limit, metrics.
 
 pub mod error;
 pub mod extract;
+pub mod graphql;
 mod metrics;
 mod openapi;
 mod ops;
@@ -41,7 +43,7 @@ pub struct AppState {
 
 #[derive(Debug, Clone)]
 pub struct HttpOptions {
-    /// Largest accepted request body, in bytes.
+    /// Largest accepted request body, in bytes (REST and GraphQL alike).
     pub body_limit: usize,
     /// Longest a request may take before it is answered 408.
     pub request_timeout: Duration,
@@ -50,6 +52,8 @@ pub struct HttpOptions {
     pub metrics_token: Option<String>,
     /// Whether `/metrics` is served here (false when it has a listen address of its own).
     pub metrics_here: bool,
+    /// Whether GraphQL answers introspection queries (`__schema`, `__type`).
+    pub graphql_introspection: bool,
 }
 
 impl Default for HttpOptions {
@@ -60,6 +64,7 @@ impl Default for HttpOptions {
             cors_origins: Vec::new(),
             metrics_token: None,
             metrics_here: true,
+            graphql_introspection: true,
         }
     }
 }
@@ -107,6 +112,7 @@ pub fn app(service: Arc<Service>, options: &HttpOptions) -> Router {
                 }
             }),
         )
+        .merge(graphql::routes(service.clone(), options))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(options.body_limit))

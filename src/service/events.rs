@@ -33,3 +33,20 @@ pub enum Event {
         platform: Option<String>,
     },
 }
+
+impl super::Service {
+    /// Who may follow the event stream: System Admins only, as it carries every platform, the
+    /// system properties and every group's assignment.
+    pub fn may_watch(&self, who: &crate::model::Principal) -> crate::error::Result<()> {
+        who.require(crate::model::Level::SystemAdmin)
+    }
+
+    /// The event stream for an authorized caller (see [`Service::subscribe`](super::Service::subscribe)).
+    pub fn watch(
+        &self,
+        who: &crate::model::Principal,
+    ) -> crate::error::Result<tokio::sync::broadcast::Receiver<Event>> {
+        self.may_watch(who)?;
+        Ok(self.subscribe())
+    }
+}

@@ -2,6 +2,7 @@
 //! folder, plus a client that speaks to it like a portal would.
 #![allow(dead_code)]
 
+pub mod graphql;
 pub mod process;
 
 use std::net::SocketAddr;
@@ -136,6 +137,35 @@ impl TestApp {
                 .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&bytes)))
         };
         (status, value)
+    }
+
+    /// Adds a local user through REST, creating its tenant and group first when they do not
+    /// exist yet; panics unless the user is added.
+    pub async fn add_user(
+        &self,
+        username: &str,
+        password: &str,
+        level: u8,
+        tenant: Option<&str>,
+        group: Option<&str>,
+    ) {
+        let mut body = json!({"username": username, "password": password, "userLevel": level});
+        if let Some(t) = tenant {
+            let tenants = "/api/v1/tenants/";
+            self.admin(Method::POST, tenants, Some(json!({"tenantId": t})))
+                .await;
+            body["tenantId"] = json!(t);
+            if let Some(g) = group {
+                let groups = format!("/api/v1/tenants/{}/groups/", encode(t));
+                self.admin(Method::POST, &groups, Some(json!({"groupId": g})))
+                    .await;
+                body["groupId"] = json!(g);
+            }
+        }
+        let (status, answer) = self
+            .admin(Method::POST, "/api/v1/local/users/", Some(body))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
     }
 
     /// As the admin.

@@ -1,0 +1,281 @@
+//! The GraphQL API, over the same [`Service`] as the REST layer: every rule, authorization
+//! check and error comes from the service; resolvers only parse, call and render.
+//!
+//! - `POST /graphql`: queries and mutations, one operation or a batch of at most
+//!   [`limits::MAX_BATCH`]; the token comes from `Authorization: Bearer <access_token>`.
+//! - `GET /graphql`: GraphiQL.
+//! - `/graphql/ws`: WebSocket for subscriptions (and queries), speaking `graphql-transport-ws`
+//!   and the older `graphql-ws`. The token comes from the `connection_init` payload
+//!   (`{"Authorization": "Bearer ..."}`, or `authorization`) or else from the upgrade
+//!   request's `Authorization` header. A connection without a valid token is refused
+//!   (`graphql-transport-ws`: close 1002; `graphql-ws`: `connection_error`; the reason starts
+//!   with `UNAUTHENTICATED`). Messages are capped at the request body limit, and a connection
+//!   silent for [`INIT_TIMEOUT`] after opening is closed.
+//!
+//! Errors: a domain error carries `extensions.code` (its name), `extensions.subErrorCode` (its
+//! number) and, for a validation error, `extensions.field`; transport errors carry only a code
+//! (see [`error::codes`]). Limits are listed in [`limits`].
+
+mod context;
+pub mod error;
+pub mod limits;
+mod mutation;
+mod query;
+mod subscription;
+mod types;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource};
+use async_graphql::{BatchRequest, Data, Schema, SchemaBuilder};
+use async_graphql_axum::{GraphQLProtocol, GraphQLResponse, GraphQLWebSocket};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{State, WebSocketUpgrade};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use futures_util::{Stream, StreamExt};
+use serde_json::json;
+
+pub use self::context::Credentials;
+use self::error::{GqlError, codes};
+use self::limits::ShapeLimits;
+pub use self::mutation::MutationRoot;
+pub use self::query::QueryRoot;
+pub use self::subscription::{SubscriptionRoot, events};
+pub use self::types::CallRecordingEvent;
+use super::HttpOptions;
+use crate::error::Error;
+use crate::service::Service;
+
+pub type CallRecordingSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
+
+pub const PATH: &str = "/graphql";
+pub const WS_PATH: &str = "/graphql/ws";
+
+/// The schema with its limits, without data.
+fn builder(introspection: bool) -> SchemaBuilder<QueryRoot, MutationRoot, SubscriptionRoot> {
+    let builder = Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
+        .limit_depth(limits::MAX_DEPTH)
+        .limit_complexity(limits::MAX_COMPLEXITY)
+        .limit_recursive_depth(limits::MAX_RECURSIVE_DEPTH)
+        .limit_directives(limits::MAX_DIRECTIVES)
+        .extension(ShapeLimits {
+            introspection,
+            ..ShapeLimits::default()
+        });
+    if introspection {
+        builder
+    } else {
+        builder.disable_introspection()
+    }
+}
+
+/// The schema served over `service`; `introspection: false` refuses `__schema`/`__type`.
+pub fn schema(service: Arc<Service>, introspection: bool) -> CallRecordingSchema {
+    builder(introspection).data(service).finish()
+}
+
+/// The schema's SDL, as kept in `schema.graphql`.
+pub fn sdl() -> String {
+    builder(true).finish().sdl()
+}
+
+#[derive(Clone)]
+struct GraphqlState {
+    schema: CallRecordingSchema,
+    service: Arc<Service>,
+    /// The largest WebSocket message, as for request bodies.
+    message_limit: usize,
+}
+
+/// The GraphQL routes, to be merged into the application's router.
+pub fn routes<S>(service: Arc<Service>, options: &HttpOptions) -> Router<S> {
+    let state = GraphqlState {
+        schema: schema(service.clone(), options.graphql_introspection),
+        service,
+        message_limit: options.body_limit,
+    };
+    Router::new()
+        .route(PATH, get(graphiql).post(execute))
+        .route(WS_PATH, get(websocket))
+        .with_state(state)
+}
+
+async fn graphiql() -> Html<String> {
+    Html(
+        GraphiQLSource::build()
+            .endpoint(PATH)
+            .subscription_endpoint(WS_PATH)
+            .title("callrec-gateway GraphQL")
+            .finish(),
+    )
+}
+
+/// A request refused before any operation ran, as a GraphQL error body.
+fn refused(status: StatusCode, error: GqlError) -> Response {
+    let body = json!({ "errors": [error.into_server_error()] });
+    (status, axum::Json(body)).into_response()
+}
+
+fn refused_domain(error: Error) -> Response {
+    let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::BAD_REQUEST);
+    refused(status, GqlError::from(error))
+}
+
+/// `POST /graphql`. The body is read through axum's `Bytes`, so the application's body limit
+/// applies (413 when over it).
+async fn execute(
+    State(state): State<GraphqlState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let bytes = match body {
+        Ok(bytes) => bytes,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return refused_domain(Error::PayloadTooLarge(
+                "the request body is too large".into(),
+            ));
+        }
+        Err(rejection) => {
+            return refused_domain(Error::invalid_body(format!(
+                "the request body could not be read: {rejection}"
+            )));
+        }
+    };
+    // Decided on the first character: serde would also read `[]` as a (blank) single request.
+    let is_batch = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
+    let parsed = if is_batch {
+        serde_json::from_slice(&bytes).map(BatchRequest::Batch)
+    } else {
+        serde_json::from_slice(&bytes).map(BatchRequest::Single)
+    };
+    let batch = match parsed {
+        Ok(batch) => batch,
+        Err(e) => {
+            return refused_domain(Error::invalid_body(format!(
+                "the request body is not a GraphQL request: {e}"
+            )));
+        }
+    };
+    if let BatchRequest::Batch(operations) = &batch
+        && (operations.is_empty() || operations.len() > limits::MAX_BATCH)
+    {
+        return refused(
+            StatusCode::BAD_REQUEST,
+            GqlError::transport(
+                codes::BATCH_TOO_LARGE,
+                format!(
+                    "a batch must hold 1 to {} operations (got {})",
+                    limits::MAX_BATCH,
+                    operations.len()
+                ),
+            ),
+        );
+    }
+    let batch = batch.data(Credentials::from_headers(&headers));
+    GraphQLResponse::from(state.schema.execute_batch(batch).await).into_response()
+}
+
+/// `/graphql/ws`.
+async fn websocket(
+    State(state): State<GraphqlState>,
+    protocol: GraphQLProtocol,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let from_header = Credentials::from_headers(&headers);
+    let GraphqlState {
+        schema,
+        service,
+        message_limit,
+    } = state;
+    upgrade
+        .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .max_message_size(message_limit)
+        .max_frame_size(message_limit)
+        .on_upgrade(move |socket| {
+            let (sink, stream) = socket.split();
+            let stream = first_within(stream, INIT_TIMEOUT);
+            GraphQLWebSocket::new_with_pair(sink, stream, schema, protocol)
+                .on_connection_init(move |payload| connection_init(service, from_header, payload))
+                .serve()
+        })
+        .into_response()
+}
+
+/// How long a new WebSocket connection may stay silent before its `connection_init`.
+pub const INIT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `stream`, ended early unless its first item arrives within `limit`: a connection that never
+/// sends `connection_init` is closed instead of being held open.
+pub fn first_within<S>(mut stream: S, limit: Duration) -> impl Stream<Item = S::Item>
+where
+    S: Stream + Unpin,
+{
+    let first = async move {
+        match tokio::time::timeout(limit, stream.next()).await {
+            Ok(Some(item)) => Some((item, stream)),
+            Ok(None) => None,
+            Err(_) => {
+                tracing::info!("closing a GraphQL WebSocket that sent nothing in time");
+                None
+            }
+        }
+    };
+    futures_util::stream::once(first).flat_map(|first| match first {
+        Some((item, rest)) => futures_util::stream::once(std::future::ready(item))
+            .chain(rest)
+            .left_stream(),
+        None => futures_util::stream::empty().right_stream(),
+    })
+}
+
+/// Accepts the connection only with valid credentials, which then travel with every
+/// operation of the connection (and are checked again by each).
+async fn connection_init(
+    service: Arc<Service>,
+    from_header: Credentials,
+    payload: serde_json::Value,
+) -> async_graphql::Result<Data> {
+    let credentials = Credentials::from_init_payload(&payload).unwrap_or(from_header);
+    if let Err(e) = credentials.principal(&service) {
+        return Err(async_graphql::Error::new(format!(
+            "{}: {}",
+            e.code().name,
+            e.public_message()
+        )));
+    }
+    let mut data = Data::default();
+    data.insert(credentials);
+    Ok(data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_connection_ends_after_the_init_timeout() {
+        let silent = futures_util::stream::pending::<u8>();
+        let ended: Vec<u8> = first_within(silent, INIT_TIMEOUT).collect().await;
+        assert!(ended.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_that_speaks_in_time_is_passed_through() {
+        let items = futures_util::stream::iter([1u8, 2, 3]);
+        let all: Vec<u8> = first_within(items, INIT_TIMEOUT).collect().await;
+        assert_eq!(all, [1, 2, 3]);
+        // Only the first item is timed: later silence is fine.
+        let late = futures_util::stream::iter([1u8]).chain(futures_util::stream::once(async {
+            tokio::time::sleep(INIT_TIMEOUT * 3).await;
+            2u8
+        }));
+        let all: Vec<u8> = first_within(Box::pin(late), INIT_TIMEOUT).collect().await;
+        assert_eq!(all, [1, 2]);
+    }
+}

@@ -1,0 +1,145 @@
+//! `callRecordingEvents`: every committed change, in commit order, once it is on disk, after
+//! a first `CallRecordingSubscriptionStarted` message telling the client the stream is live.
+//!
+//! Only System Admins may subscribe (the stream carries every platform, the properties and
+//! every group's assignment). The caller's credentials are checked again before each event is
+//! delivered: when the access token expires or the session ends, the stream ends with an
+//! UNAUTHENTICATED error, and the client resubscribes with a fresh token.
+//!
+//! A subscriber that falls more than the service's event buffer behind has lost events. Its
+//! stream then ends with an `EVENTS_LOST` error (and a logged warning) instead of silently
+//! skipping: a dashboard must refetch its state and subscribe again to be correct.
+
+use std::sync::Arc;
+
+use async_graphql::{Context, Subscription};
+use futures_util::{Stream, StreamExt};
+use tokio::sync::broadcast::{self, error::RecvError};
+
+use super::context::{credentials, service};
+use super::error::{GqlError, GqlResult};
+use super::types::{CallRecordingEvent, CallRecordingSubscriptionStarted};
+use crate::error::Error;
+use crate::service::Event;
+
+#[derive(Default)]
+pub struct SubscriptionRoot;
+
+/// Change streams, over the WebSocket at /graphql/ws.
+#[Subscription(name = "Subscription")]
+impl SubscriptionRoot {
+    /// Every committed change to platforms, the default, properties and group assignments
+    /// (System Admin).
+    async fn call_recording_events(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<impl Stream<Item = GqlResult<CallRecordingEvent>> + use<>, GqlError> {
+        let service = service(ctx)?.clone();
+        let credentials = credentials(ctx);
+        let receiver = service.watch(&credentials.principal(&service)?)?;
+        let still_allowed = move || {
+            credentials
+                .principal(&service)
+                .and_then(|who| service.may_watch(&who))
+        };
+        Ok(events(receiver, still_allowed))
+    }
+}
+
+/// A first `SubscriptionStarted` message (the receiver exists, so nothing committed from now on
+/// is missed), then the events of `receiver`, each delivered only while `still_allowed`; ends
+/// after the first error (lost events, or the caller no longer allowed).
+pub fn events(
+    receiver: broadcast::Receiver<Event>,
+    still_allowed: impl Fn() -> Result<(), Error> + Send + Sync + 'static,
+) -> impl Stream<Item = GqlResult<CallRecordingEvent>> {
+    let still_allowed = Arc::new(still_allowed);
+    let started = futures_util::stream::once(futures_util::future::ready(Ok(
+        CallRecordingEvent::SubscriptionStarted(CallRecordingSubscriptionStarted { live: true }),
+    )));
+    let changes = futures_util::stream::unfold(Some(receiver), move |state| {
+        let still_allowed = still_allowed.clone();
+        async move {
+            let mut receiver = state?;
+            match receiver.recv().await {
+                Ok(event) => match still_allowed() {
+                    Ok(()) => Some((Ok(event.into()), Some(receiver))),
+                    Err(e) => Some((Err(GqlError::from(e)), None)),
+                },
+                Err(RecvError::Lagged(missed)) => {
+                    tracing::warn!(missed, "an event subscriber fell behind; ending its stream");
+                    Some((Err(GqlError::events_lost(missed)), None))
+                }
+                Err(RecvError::Closed) => None,
+            }
+        }
+    });
+    started.chain(changes)
+}
+
+#[cfg(test)]
+mod tests {
+    use futures_util::StreamExt;
+
+    use super::*;
+    use crate::model::Properties;
+
+    fn modified() -> Event {
+        Event::PropertiesModified {
+            properties: Properties::default(),
+        }
+    }
+
+    #[tokio::test]
+    async fn starts_then_delivers_and_ends_when_events_were_lost() {
+        let (tx, rx) = broadcast::channel(2);
+        let stream = events(rx, || Ok(()));
+        futures_util::pin_mut!(stream);
+        assert!(matches!(
+            stream.next().await,
+            Some(Ok(CallRecordingEvent::SubscriptionStarted(_)))
+        ));
+        tx.send(modified()).unwrap();
+        assert!(matches!(
+            stream.next().await,
+            Some(Ok(CallRecordingEvent::PropertiesModified(_)))
+        ));
+        for _ in 0..5 {
+            tx.send(modified()).unwrap();
+        }
+        let Some(Err(lost)) = stream.next().await else {
+            panic!("lost events expected");
+        };
+        assert!(lost.message().contains("3 events were dropped"), "{lost:?}");
+        assert!(
+            stream.next().await.is_none(),
+            "the stream ends after the error"
+        );
+    }
+
+    #[tokio::test]
+    async fn ends_when_the_caller_is_no_longer_allowed() {
+        let (tx, rx) = broadcast::channel(4);
+        let stream = events(rx, || {
+            Err(Error::Unauthenticated("the session has ended".into()))
+        });
+        futures_util::pin_mut!(stream);
+        assert!(stream.next().await.expect("started").is_ok());
+        tx.send(modified()).unwrap();
+        let Some(Err(e)) = stream.next().await else {
+            panic!("a refusal expected");
+        };
+        assert_eq!(e.message(), "the session has ended");
+        assert!(stream.next().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn ends_when_the_service_goes_away() {
+        let (tx, rx) = broadcast::channel(4);
+        let stream = events(rx, || Ok(()));
+        futures_util::pin_mut!(stream);
+        assert!(stream.next().await.expect("started").is_ok());
+        drop(tx);
+        assert!(stream.next().await.is_none());
+    }
+}

@@ -1,0 +1,499 @@
+//! The GraphQL shapes of the model: objects rendered from service answers, enums mirrored
+//! from the model's, and the input objects that mutations parse into model requests.
+
+use async_graphql::{Context, Enum, InputObject, MaybeUndefined, Object, SimpleObject, Union};
+
+use super::context::caller;
+use super::error::GqlResult;
+use crate::model::{self, NewPlatform, PlatformChange, PropertiesChange};
+use crate::service::{Event, PlatformEntry, PlatformList};
+
+/// How the media of a recorded call is sent: both directions in one stream or in two.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[graphql(remote = "model::MediaStream")]
+pub enum MediaStream {
+    Dual,
+    Single,
+}
+
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[graphql(remote = "model::TransportProtocol")]
+pub enum TransportProtocol {
+    #[graphql(name = "UDP")]
+    Udp,
+    #[graphql(name = "TCP")]
+    Tcp,
+    #[graphql(name = "UNSPECIFIED")]
+    Unspecified,
+}
+
+/// The recording interface version the platform speaks.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[graphql(remote = "model::SchemaVersion")]
+pub enum SchemaVersion {
+    #[graphql(name = "V1_0")]
+    V1_0,
+    #[graphql(name = "V2_0")]
+    V2_0,
+    #[graphql(name = "V3_0")]
+    V3_0,
+}
+
+/// APIO's user levels.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[graphql(remote = "model::Level")]
+pub enum UserLevel {
+    EndUser,
+    GroupAdmin,
+    TenantAdmin,
+    SystemAdmin,
+}
+
+/// A group, inside its tenant.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct GroupRef {
+    pub tenant_id: String,
+    pub group_id: String,
+}
+
+impl From<model::GroupRef> for GroupRef {
+    fn from(g: model::GroupRef) -> Self {
+        GroupRef {
+            tenant_id: g.tenant_id,
+            group_id: g.group_id,
+        }
+    }
+}
+
+/// A recording server that calls are forked to.
+pub struct CallRecordingPlatform(pub PlatformEntry);
+
+/// A recording server that calls are forked to.
+#[Object]
+impl CallRecordingPlatform {
+    /// The key; cannot be changed.
+    async fn name(&self) -> &str {
+        &self.0.platform.name
+    }
+
+    /// An IPv4/IPv6 literal or a host name.
+    async fn net_address(&self) -> &str {
+        &self.0.platform.net_address
+    }
+
+    /// 1-65535, or null when unset.
+    async fn port(&self) -> Option<i32> {
+        self.0.platform.port.map(i32::from)
+    }
+
+    async fn media_stream(&self) -> MediaStream {
+        self.0.platform.media_stream.into()
+    }
+
+    async fn transport_protocol(&self) -> TransportProtocol {
+        self.0.platform.transport_protocol.into()
+    }
+
+    /// Null when unset.
+    async fn description(&self) -> Option<&str> {
+        self.0.platform.description.as_deref()
+    }
+
+    async fn schema_version(&self) -> SchemaVersion {
+        self.0.platform.schema_version.into()
+    }
+
+    async fn support_video_recording(&self) -> bool {
+        self.0.platform.support_video_recording
+    }
+
+    /// Whether this is the system default platform.
+    async fn is_default(&self) -> bool {
+        self.0.is_default
+    }
+
+    /// The groups assigned to this platform (System Admin only).
+    async fn usage(&self, ctx: &Context<'_>) -> GqlResult<Vec<GroupRef>> {
+        let (service, who) = caller(ctx)?;
+        Ok(service
+            .usage(&who, &self.0.platform.name)?
+            .into_iter()
+            .map(GroupRef::from)
+            .collect())
+    }
+}
+
+/// Every platform, and which one is the system default.
+pub struct CallRecordingPlatformList(pub PlatformList);
+
+/// Every platform, and which one is the system default.
+#[Object]
+impl CallRecordingPlatformList {
+    /// The name of the system default platform; null only when there are no platforms.
+    async fn system_default(&self) -> Option<&str> {
+        self.0.system_default.as_deref()
+    }
+
+    async fn platforms(&self) -> Vec<CallRecordingPlatform> {
+        let default = self.0.system_default.as_deref();
+        self.0
+            .platforms
+            .iter()
+            .map(|p| {
+                CallRecordingPlatform(PlatformEntry {
+                    is_default: default == Some(p.name.as_str()),
+                    platform: p.clone(),
+                })
+            })
+            .collect()
+    }
+}
+
+/// The system-wide call recording properties.
+pub struct CallRecordingProperties(pub model::Properties);
+
+/// The system-wide call recording properties.
+#[Object]
+impl CallRecordingProperties {
+    async fn continue_call_after_recording_failure(&self) -> bool {
+        self.0.continue_call_after_recording_failure
+    }
+
+    /// 10-300 (deprecated by the platform, still served).
+    async fn refresh_period_seconds(&self) -> u32 {
+        self.0.refresh_period_seconds
+    }
+
+    /// 1-10 (deprecated by the platform, still served).
+    async fn max_consecutive_failures(&self) -> u32 {
+        self.0.max_consecutive_failures
+    }
+
+    /// 50-10000.
+    async fn max_response_wait_time_milliseconds(&self) -> u32 {
+        self.0.max_response_wait_time_milliseconds
+    }
+
+    async fn continue_call_after_video_recording_failure(&self) -> bool {
+        self.0.continue_call_after_video_recording_failure
+    }
+}
+
+/// The caller.
+pub struct Me(pub model::Principal);
+
+/// The caller.
+#[Object]
+impl Me {
+    async fn username(&self) -> &str {
+        &self.0.username
+    }
+
+    async fn level(&self) -> UserLevel {
+        self.0.level.into()
+    }
+
+    /// The tenant of a Tenant Admin, Group Admin or End User.
+    async fn tenant_id(&self) -> Option<&str> {
+        self.0.tenant_id.as_deref()
+    }
+
+    /// The group of a Group Admin or End User.
+    async fn group_id(&self) -> Option<&str> {
+        self.0.group_id.as_deref()
+    }
+}
+
+/// A new platform. The first platform added becomes the system default.
+#[derive(InputObject)]
+pub struct AddCallRecordingPlatformInput {
+    /// 1-80 characters, no leading or trailing space.
+    pub name: String,
+    pub net_address: String,
+    /// 1-65535.
+    pub port: Option<i64>,
+    pub media_stream: MediaStream,
+    pub transport_protocol: TransportProtocol,
+    /// 1-80 characters.
+    pub description: Option<String>,
+    pub schema_version: SchemaVersion,
+    pub support_video_recording: bool,
+}
+
+impl From<AddCallRecordingPlatformInput> for NewPlatform {
+    fn from(i: AddCallRecordingPlatformInput) -> Self {
+        NewPlatform {
+            name: i.name,
+            net_address: i.net_address,
+            port: i.port,
+            media_stream: i.media_stream.into(),
+            transport_protocol: i.transport_protocol.into(),
+            description: i.description,
+            schema_version: i.schema_version.into(),
+            support_video_recording: i.support_video_recording,
+        }
+    }
+}
+
+/// A change to a platform: fields left out (or null, for the required ones) are unchanged.
+#[derive(InputObject)]
+pub struct ModifyCallRecordingPlatformInput {
+    /// `true` makes this platform the system default. `false` on the default is refused
+    /// (INVALID_OPERATION): make another platform the default instead.
+    pub make_default: Option<bool>,
+    pub net_address: Option<String>,
+    /// `null` removes the port.
+    pub port: MaybeUndefined<i64>,
+    pub media_stream: Option<MediaStream>,
+    pub transport_protocol: Option<TransportProtocol>,
+    /// `null` removes the description.
+    pub description: MaybeUndefined<String>,
+    pub schema_version: Option<SchemaVersion>,
+    pub support_video_recording: Option<bool>,
+}
+
+impl From<ModifyCallRecordingPlatformInput> for PlatformChange {
+    fn from(i: ModifyCallRecordingPlatformInput) -> Self {
+        PlatformChange {
+            make_default: i.make_default,
+            net_address: i.net_address,
+            port: i.port.into(),
+            media_stream: i.media_stream.map(Into::into),
+            transport_protocol: i.transport_protocol.map(Into::into),
+            description: i.description.into(),
+            schema_version: i.schema_version.map(Into::into),
+            support_video_recording: i.support_video_recording,
+        }
+    }
+}
+
+/// A change to the properties: fields left out (or null) are unchanged.
+#[derive(InputObject)]
+pub struct ModifyCallRecordingPropertiesInput {
+    pub continue_call_after_recording_failure: Option<bool>,
+    /// 10-300.
+    pub refresh_period_seconds: Option<i64>,
+    /// 1-10.
+    pub max_consecutive_failures: Option<i64>,
+    /// 50-10000.
+    pub max_response_wait_time_milliseconds: Option<i64>,
+    pub continue_call_after_video_recording_failure: Option<bool>,
+}
+
+impl From<ModifyCallRecordingPropertiesInput> for PropertiesChange {
+    fn from(i: ModifyCallRecordingPropertiesInput) -> Self {
+        PropertiesChange {
+            continue_call_after_recording_failure: i.continue_call_after_recording_failure,
+            refresh_period_seconds: i.refresh_period_seconds,
+            max_consecutive_failures: i.max_consecutive_failures,
+            max_response_wait_time_milliseconds: i.max_response_wait_time_milliseconds,
+            continue_call_after_video_recording_failure: i
+                .continue_call_after_video_recording_failure,
+        }
+    }
+}
+
+/// What `deleteCallRecordingPlatform` answers.
+#[derive(SimpleObject)]
+pub struct DeleteCallRecordingPlatformPayload {
+    /// The name of the deleted platform.
+    pub name: String,
+}
+
+/// A platform was added (`platform.isDefault` tells whether it became the default).
+pub struct CallRecordingPlatformAdded(PlatformEntry);
+
+/// A platform was added (`platform.isDefault` tells whether it became the default).
+#[Object]
+impl CallRecordingPlatformAdded {
+    async fn platform(&self) -> CallRecordingPlatform {
+        CallRecordingPlatform(self.0.clone())
+    }
+}
+
+/// A platform was changed; `platform` is the whole platform as it is now.
+pub struct CallRecordingPlatformModified(PlatformEntry);
+
+/// A platform was changed; `platform` is the whole platform as it is now.
+#[Object]
+impl CallRecordingPlatformModified {
+    async fn platform(&self) -> CallRecordingPlatform {
+        CallRecordingPlatform(self.0.clone())
+    }
+}
+
+/// A platform was deleted.
+#[derive(SimpleObject)]
+pub struct CallRecordingPlatformDeleted {
+    pub name: String,
+}
+
+/// The system default moved from `previous` to `current`. `current` is null only after the
+/// only platform was deleted; `previous` is null when the first platform was added.
+#[derive(SimpleObject)]
+pub struct CallRecordingDefaultChanged {
+    pub previous: Option<String>,
+    pub current: Option<String>,
+}
+
+/// The system properties changed; `properties` are all of them as they are now.
+pub struct CallRecordingPropertiesModified(model::Properties);
+
+/// The system properties changed; `properties` are all of them as they are now.
+#[Object]
+impl CallRecordingPropertiesModified {
+    async fn properties(&self) -> CallRecordingProperties {
+        CallRecordingProperties(self.0)
+    }
+}
+
+/// A group's call recording platform was assigned (`platform`) or removed (`platform` null);
+/// `previous` is the platform it had before, if any.
+#[derive(SimpleObject)]
+pub struct GroupCallRecordingPlatformAssigned {
+    pub group: GroupRef,
+    pub previous: Option<String>,
+    pub platform: Option<String>,
+}
+
+/// The first message of every `callRecordingEvents` subscription: from here on, every
+/// committed change is delivered. A dashboard fetches the state it shows after receiving this
+/// message, then applies the events that follow, and misses nothing.
+#[derive(SimpleObject)]
+pub struct CallRecordingSubscriptionStarted {
+    /// Always true.
+    pub live: bool,
+}
+
+/// A committed change, as streamed by `callRecordingEvents` (or the first message, which
+/// says the subscription is live).
+#[derive(Union)]
+pub enum CallRecordingEvent {
+    SubscriptionStarted(CallRecordingSubscriptionStarted),
+    PlatformAdded(CallRecordingPlatformAdded),
+    PlatformModified(CallRecordingPlatformModified),
+    PlatformDeleted(CallRecordingPlatformDeleted),
+    DefaultChanged(CallRecordingDefaultChanged),
+    PropertiesModified(CallRecordingPropertiesModified),
+    GroupAssigned(GroupCallRecordingPlatformAssigned),
+}
+
+impl From<Event> for CallRecordingEvent {
+    fn from(event: Event) -> Self {
+        match event {
+            Event::PlatformAdded {
+                platform,
+                is_default,
+            } => CallRecordingEvent::PlatformAdded(CallRecordingPlatformAdded(PlatformEntry {
+                platform,
+                is_default,
+            })),
+            Event::PlatformModified {
+                platform,
+                is_default,
+            } => {
+                CallRecordingEvent::PlatformModified(CallRecordingPlatformModified(PlatformEntry {
+                    platform,
+                    is_default,
+                }))
+            }
+            Event::PlatformDeleted { name } => {
+                CallRecordingEvent::PlatformDeleted(CallRecordingPlatformDeleted { name })
+            }
+            Event::DefaultChanged { previous, current } => {
+                CallRecordingEvent::DefaultChanged(CallRecordingDefaultChanged {
+                    previous,
+                    current,
+                })
+            }
+            Event::PropertiesModified { properties } => {
+                CallRecordingEvent::PropertiesModified(CallRecordingPropertiesModified(properties))
+            }
+            Event::GroupAssigned {
+                group,
+                previous,
+                platform,
+            } => CallRecordingEvent::GroupAssigned(GroupCallRecordingPlatformAssigned {
+                group: group.into(),
+                previous,
+                platform,
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use async_graphql::{EmptyMutation, EmptySubscription, Schema};
+    use serde_json::json;
+
+    use super::*;
+
+    /// Renders one event as GraphQL would send it.
+    async fn render(event: Event) -> serde_json::Value {
+        struct Query(std::sync::Mutex<Option<Event>>);
+
+        #[Object]
+        impl Query {
+            async fn event(&self) -> Option<CallRecordingEvent> {
+                self.0
+                    .lock()
+                    .ok()
+                    .and_then(|mut e| e.take())
+                    .map(Into::into)
+            }
+        }
+
+        let schema = Schema::new(
+            Query(std::sync::Mutex::new(Some(event))),
+            EmptyMutation,
+            EmptySubscription,
+        );
+        let response = schema
+            .execute(
+                "{ event { __typename
+                   ... on GroupCallRecordingPlatformAssigned { group { tenantId groupId } previous platform }
+                   ... on CallRecordingDefaultChanged { previous current }
+                   ... on CallRecordingPlatformDeleted { name } } }",
+            )
+            .await;
+        assert!(response.errors.is_empty(), "{:?}", response.errors);
+        response.data.into_json().expect("JSON")["event"].clone()
+    }
+
+    #[tokio::test]
+    async fn group_assignments_are_rendered() {
+        let group = model::GroupRef {
+            tenant_id: "t1".into(),
+            group_id: "g1".into(),
+        };
+        let event = Event::GroupAssigned {
+            group: group.clone(),
+            previous: None,
+            platform: Some("A".into()),
+        };
+        assert_eq!(
+            render(event).await,
+            json!({"__typename": "GroupCallRecordingPlatformAssigned",
+                   "group": {"tenantId": "t1", "groupId": "g1"}, "previous": null, "platform": "A"})
+        );
+        let removed = Event::GroupAssigned {
+            group,
+            previous: Some("A".into()),
+            platform: None,
+        };
+        assert_eq!(render(removed).await["platform"], serde_json::Value::Null);
+    }
+
+    #[tokio::test]
+    async fn the_end_of_the_default_is_rendered() {
+        let event = Event::DefaultChanged {
+            previous: Some("A".into()),
+            current: None,
+        };
+        assert_eq!(
+            render(event).await,
+            json!({"__typename": "CallRecordingDefaultChanged", "previous": "A", "current": null})
+        );
+    }
+}
