@@ -39,6 +39,7 @@ pub struct AppState {
     pub service: Arc<Service>,
     /// When set, `/metrics` wants it as a bearer token.
     pub metrics_token: Option<Arc<str>>,
+    pub rendered_list: Arc<rest::RenderedList>,
 }
 
 #[derive(Debug, Clone)]
@@ -73,6 +74,7 @@ fn state(service: Arc<Service>, options: &HttpOptions) -> AppState {
     AppState {
         service,
         metrics_token: options.metrics_token.as_deref().map(Arc::from),
+        rendered_list: Arc::default(),
     }
 }
 

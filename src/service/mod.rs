@@ -32,6 +32,8 @@ pub struct Service {
     tokens: Tokens,
     throttle: Throttle,
     settings: SessionSettings,
+    /// The platform list as last read, dropped by every commit (see [`Service::platforms`]).
+    platform_list: Mutex<Option<Arc<PlatformList>>>,
 }
 
 /// What a decision produces: the answer, the changes to commit, and the events they make.
@@ -75,6 +77,7 @@ impl Service {
             tokens,
             throttle,
             settings,
+            platform_list: Mutex::new(None),
         })
     }
 
@@ -104,6 +107,8 @@ impl Service {
                 self.store.last_ticket()
             } else {
                 let ticket = writer.commit(decision.changes)?;
+                // Still under the writer lock: no reader can refill it with the old state.
+                *self.platform_list.lock().unwrap_or_else(|p| p.into_inner()) = None;
                 let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
                 pending.extend(decision.events.into_iter().map(|e| (ticket, e)));
                 ticket

@@ -1,5 +1,7 @@
 //! Platforms and the system default.
 
+use std::sync::Arc;
+
 use super::{Decision, Event, Service};
 use crate::error::{Error, Result};
 use crate::model::{GroupRef, Level, NewPlatform, Platform, PlatformChange, Principal};
@@ -26,13 +28,23 @@ fn existing(r: &dyn Read, name: &str) -> Result<Platform> {
 }
 
 impl Service {
-    pub fn platforms(&self, who: &Principal) -> Result<PlatformList> {
+    /// The list every portal and dashboard polls, kept in memory between commits: it is
+    /// read from the store (and remembered) while holding the store's read lock, and every
+    /// commit forgets it while holding the writer lock, so a remembered list is never older
+    /// than the last commit.
+    pub fn platforms(&self, who: &Principal) -> Result<Arc<PlatformList>> {
         who.require(Level::GroupAdmin)?;
+        let cached = || self.platform_list.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(list) = cached().as_ref() {
+            return Ok(list.clone());
+        }
         self.read(|r| {
-            Ok(PlatformList {
+            let list = Arc::new(PlatformList {
                 system_default: r.system_default()?,
                 platforms: r.platforms()?,
-            })
+            });
+            *cached() = Some(list.clone());
+            Ok(list)
         })
     }
 

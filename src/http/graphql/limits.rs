@@ -96,7 +96,15 @@ impl Extension for ShapeLimits {
         mut request: Request,
         next: NextPrepareRequest<'_>,
     ) -> ServerResult<Request> {
-        // Parsed once here; async-graphql reuses the parsed document.
+        self.admit(&mut request)?;
+        next.run(ctx, request).await
+    }
+}
+
+impl ShapeLimits {
+    /// Parses the request (async-graphql reuses the parsed document) and refuses it when it is
+    /// over a limit or introspects where that is off.
+    pub fn admit(&self, request: &mut Request) -> ServerResult<()> {
         let document = request.parsed_query().map_err(|mut e| {
             set_code(&mut e, codes::GRAPHQL_PARSE_FAILED);
             e
@@ -111,7 +119,7 @@ impl Extension for ShapeLimits {
             )
             .into_server_error());
         }
-        next.run(ctx, request).await
+        Ok(())
     }
 }
 

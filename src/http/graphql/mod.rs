@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource};
-use async_graphql::{BatchRequest, Data, Schema, SchemaBuilder};
+use async_graphql::{BatchRequest, BatchResponse, Data, Schema, SchemaBuilder};
 use async_graphql_axum::{GraphQLProtocol, GraphQLResponse, GraphQLWebSocket};
 use axum::Router;
 use axum::body::Bytes;
@@ -56,17 +56,29 @@ pub type CallRecordingSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>
 pub const PATH: &str = "/graphql";
 pub const WS_PATH: &str = "/graphql/ws";
 
-/// The schema with its limits, without data.
-fn builder(introspection: bool) -> SchemaBuilder<QueryRoot, MutationRoot, SubscriptionRoot> {
-    let builder = Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
+fn shape_limits(introspection: bool) -> ShapeLimits {
+    ShapeLimits {
+        introspection,
+        ..ShapeLimits::default()
+    }
+}
+
+/// The schema with its limits, without data. With `shape_extension`, the alias and field
+/// caps run as an extension (for the WebSocket, where operations arrive inside the
+/// protocol). Any extension routes every field through async-graphql's extension chain, so
+/// `POST /graphql` applies the same caps in its handler instead and uses a schema without.
+fn builder(
+    introspection: bool,
+    shape_extension: bool,
+) -> SchemaBuilder<QueryRoot, MutationRoot, SubscriptionRoot> {
+    let mut builder = Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
         .limit_depth(limits::MAX_DEPTH)
         .limit_complexity(limits::MAX_COMPLEXITY)
         .limit_recursive_depth(limits::MAX_RECURSIVE_DEPTH)
-        .limit_directives(limits::MAX_DIRECTIVES)
-        .extension(ShapeLimits {
-            introspection,
-            ..ShapeLimits::default()
-        });
+        .limit_directives(limits::MAX_DIRECTIVES);
+    if shape_extension {
+        builder = builder.extension(shape_limits(introspection));
+    }
     if introspection {
         builder
     } else {
@@ -74,19 +86,24 @@ fn builder(introspection: bool) -> SchemaBuilder<QueryRoot, MutationRoot, Subscr
     }
 }
 
-/// The schema served over `service`; `introspection: false` refuses `__schema`/`__type`.
+/// The schema served over `service`, with every limit built in; `introspection: false`
+/// refuses `__schema`/`__type`.
 pub fn schema(service: Arc<Service>, introspection: bool) -> CallRecordingSchema {
-    builder(introspection).data(service).finish()
+    builder(introspection, true).data(service).finish()
 }
 
 /// The schema's SDL, as kept in `schema.graphql`.
 pub fn sdl() -> String {
-    builder(true).finish().sdl()
+    builder(true, true).finish().sdl()
 }
 
 #[derive(Clone)]
 struct GraphqlState {
+    /// For `POST /graphql`, whose handler applies the shape limits itself.
     schema: CallRecordingSchema,
+    limits: ShapeLimits,
+    /// For the WebSocket.
+    ws_schema: CallRecordingSchema,
     service: Arc<Service>,
     /// The largest WebSocket message, as for request bodies.
     message_limit: usize,
@@ -94,8 +111,11 @@ struct GraphqlState {
 
 /// The GraphQL routes, to be merged into the application's router.
 pub fn routes<S>(service: Arc<Service>, options: &HttpOptions) -> Router<S> {
+    let introspection = options.graphql_introspection;
     let state = GraphqlState {
-        schema: schema(service.clone(), options.graphql_introspection),
+        schema: builder(introspection, false).data(service.clone()).finish(),
+        limits: shape_limits(introspection),
+        ws_schema: schema(service.clone(), introspection),
         service,
         message_limit: options.body_limit,
     };
@@ -176,8 +196,26 @@ async fn execute(
             ),
         );
     }
-    let batch = batch.data(Credentials::from_headers(&headers));
-    GraphQLResponse::from(state.schema.execute_batch(batch).await).into_response()
+    let credentials = Credentials::from_headers(&headers);
+    let run = |request: async_graphql::Request| {
+        let (schema, limits) = (&state.schema, state.limits);
+        let mut request = request.data(credentials.clone());
+        async move {
+            if let Err(e) = limits.admit(&mut request) {
+                return async_graphql::Response::from_errors(vec![e]);
+            }
+            let mut response = schema.execute(request).await;
+            limits::tag_errors(&mut response);
+            response
+        }
+    };
+    let response = match batch {
+        BatchRequest::Single(request) => BatchResponse::Single(run(request).await),
+        BatchRequest::Batch(requests) => BatchResponse::Batch(
+            futures_util::future::join_all(requests.into_iter().map(run)).await,
+        ),
+    };
+    GraphQLResponse::from(response).into_response()
 }
 
 /// `/graphql/ws`.
@@ -189,9 +227,10 @@ async fn websocket(
 ) -> Response {
     let from_header = Credentials::from_headers(&headers);
     let GraphqlState {
-        schema,
+        ws_schema: schema,
         service,
         message_limit,
+        ..
     } = state;
     upgrade
         .protocols(ALL_WEBSOCKET_PROTOCOLS)

@@ -124,7 +124,7 @@ impl CallRecordingPlatform {
 }
 
 /// Every platform, and which one is the system default.
-pub struct CallRecordingPlatformList(pub PlatformList);
+pub struct CallRecordingPlatformList(pub std::sync::Arc<PlatformList>);
 
 /// Every platform, and which one is the system default.
 #[Object]

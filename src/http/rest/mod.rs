@@ -3,6 +3,8 @@
 
 mod org;
 mod platforms;
+
+pub use platforms::RenderedList;
 mod properties;
 mod session;
 mod users;

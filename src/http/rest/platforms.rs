@@ -1,7 +1,12 @@
 //! `/api/v1/system/services/call_recording/platforms/...`, exactly as documented.
 
+use std::sync::{Arc, Mutex};
+
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::ToSchema;
@@ -17,18 +22,38 @@ use crate::service::{PlatformEntry, PlatformList};
 
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct PlatformListBody {
+pub struct PlatformListBody<'a> {
     /// The system default platform's name; null when there are no platforms.
-    pub system_default: Option<String>,
-    pub call_recording_platforms: Vec<Platform>,
+    pub system_default: Option<&'a str>,
+    pub call_recording_platforms: &'a [Platform],
 }
 
-impl From<PlatformList> for PlatformListBody {
-    fn from(list: PlatformList) -> Self {
-        PlatformListBody {
-            system_default: list.system_default,
-            call_recording_platforms: list.platforms,
+/// The rendered list, kept until the service hands out another one: portals poll the list
+/// far more often than anyone changes it.
+#[derive(Default)]
+pub struct RenderedList(Mutex<Option<(Arc<PlatformList>, Bytes)>>);
+
+impl RenderedList {
+    fn render(&self, list: Arc<PlatformList>) -> Result<Bytes, Error> {
+        let mut kept = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((for_list, bytes)) = kept.as_ref()
+            && Arc::ptr_eq(for_list, &list)
+        {
+            return Ok(bytes.clone());
         }
+        let body = PlatformListBody {
+            system_default: list.system_default.as_deref(),
+            call_recording_platforms: &list.platforms,
+        };
+        let bytes =
+            Bytes::from(serde_json::to_vec(&body).map_err(|e| Error::Internal(e.to_string()))?);
+        *kept = Some((list, bytes.clone()));
+        Ok(bytes)
+    }
+
+    fn response(&self, list: Arc<PlatformList>) -> Result<Response, ApiError> {
+        let bytes = self.render(list)?;
+        Ok(([(header::CONTENT_TYPE, "application/json")], bytes).into_response())
     }
 }
 
@@ -171,11 +196,8 @@ impl From<Vec<GroupRef>> for UsageBody {
 #[utoipa::path(operation_id = "listPlatforms", get, path = "/api/v1/system/services/call_recording/platforms/", tag = "platforms",
     security(("bearer" = [])),
     responses((status = 200, body = PlatformListBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
-pub async fn list(
-    State(s): State<AppState>,
-    Caller(who): Caller,
-) -> Result<Json<PlatformListBody>, ApiError> {
-    Ok(Json(s.service.platforms(&who)?.into()))
+pub async fn list(State(s): State<AppState>, Caller(who): Caller) -> Result<Response, ApiError> {
+    s.rendered_list.response(s.service.platforms(&who)?)
 }
 
 /// Adds a platform; the first one becomes the system default. Answers like the list.
@@ -187,9 +209,9 @@ pub async fn add(
     State(s): State<AppState>,
     Caller(who): Caller,
     JsonBody(body): JsonBody<AddPlatformBody>,
-) -> Result<Json<PlatformListBody>, ApiError> {
+) -> Result<Response, ApiError> {
     s.service.add_platform(&who, body.try_into()?).await?;
-    Ok(Json(s.service.platforms(&who)?.into()))
+    s.rendered_list.response(s.service.platforms(&who)?)
 }
 
 /// One platform.
