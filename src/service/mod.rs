@@ -8,13 +8,14 @@ mod properties;
 mod sessions;
 mod users;
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::broadcast;
 
 pub use self::events::Event;
 pub use self::platforms::{PlatformEntry, PlatformList};
+use self::sessions::KnownSession;
 pub use self::sessions::{LoginAnswer, SessionSettings};
 use crate::auth::{Throttle, Tokens};
 use crate::error::Result;
@@ -34,6 +35,8 @@ pub struct Service {
     settings: SessionSettings,
     /// The platform list as last read, dropped by every commit (see [`Service::platforms`]).
     platform_list: Mutex<Option<Arc<PlatformList>>>,
+    /// Sessions checked since the last commit (see `principal_of_session`).
+    principals: Mutex<HashMap<String, KnownSession>>,
 }
 
 /// What a decision produces: the answer, the changes to commit, and the events they make.
@@ -78,6 +81,7 @@ impl Service {
             throttle,
             settings,
             platform_list: Mutex::new(None),
+            principals: Mutex::new(HashMap::new()),
         })
     }
 

@@ -10,9 +10,18 @@ use super::{Decision, Service};
 use crate::auth::{TokenKind, Tokens, verify_password};
 use crate::error::{Error, Result};
 use crate::model::Principal;
-use crate::store::{Change, Session, Store};
+use crate::store::{Change, Session, Store, Ticket};
 
 const TOKEN_KEY: &str = "token-signing-key";
+/// Sessions remembered between commits; past this many the memory starts over.
+const KNOWN_SESSIONS: usize = 4096;
+
+/// A session found live at a commit, with its user's principal at that commit.
+pub(super) struct KnownSession {
+    commit: Ticket,
+    principal: Principal,
+    expires_at: u64,
+}
 
 #[derive(Debug, Clone)]
 pub struct SessionSettings {
@@ -132,18 +141,46 @@ impl Service {
         self.principal_of_session(&claims.sid, &claims.sub)
     }
 
+    /// The principal of a live session. Every request asks this, so a session checked since
+    /// the last commit is answered from memory; any commit (a logout, a deleted user, a new
+    /// level) makes every remembered answer stale.
     fn principal_of_session(&self, session: &str, username: &str) -> Result<Principal> {
+        let now = now();
+        if let Some(known) = self
+            .principals
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(session)
+            && known.commit == self.store.last_ticket()
+            && known.principal.username == username
+            && known.expires_at > now
+        {
+            return Ok(known.principal.clone());
+        }
         self.read(|r| {
-            let live = r
+            // Stable while the read lock is held: no commit can land.
+            let commit = self.store.last_ticket();
+            let record = r
                 .session(session)?
-                .is_some_and(|s| s.username == username && s.expires_at > now());
-            if !live {
-                return Err(Error::Unauthenticated("the session has ended".into()));
-            }
+                .filter(|s| s.username == username && s.expires_at > now)
+                .ok_or_else(|| Error::Unauthenticated("the session has ended".into()))?;
             let user = r
                 .user(username)?
                 .ok_or_else(|| Error::Unauthenticated("the user no longer exists".into()))?;
-            Ok(Principal::of(&user))
+            let principal = Principal::of(&user);
+            let mut known = self.principals.lock().unwrap_or_else(|p| p.into_inner());
+            if known.len() >= KNOWN_SESSIONS {
+                known.clear();
+            }
+            known.insert(
+                session.to_owned(),
+                KnownSession {
+                    commit,
+                    principal: principal.clone(),
+                    expires_at: record.expires_at,
+                },
+            );
+            Ok(principal)
         })
     }
 
