@@ -476,22 +476,6 @@ async fn malformed_and_oversized_bodies_are_refused_with_codes() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn graphiql_is_served_on_get() {
-    let app = TestApp::start().await;
-    let response = app.client.get(app.url("/graphql")).send().await.unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let content_type = response.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    assert!(content_type.starts_with("text/html"), "{content_type}");
-    let html = response.text().await.unwrap();
-    assert!(html.contains("graphiql"), "not GraphiQL");
-    assert!(html.contains("/graphql/ws"));
-    app.stop().await;
-}
-
 const INTROSPECT: &str = "{ __schema { queryType { name } } }";
 
 #[tokio::test]

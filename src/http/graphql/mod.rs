@@ -3,7 +3,8 @@
 //!
 //! - `POST /graphql`: queries and mutations, one operation or a batch of at most
 //!   [`limits::MAX_BATCH`]; the token comes from `Authorization: Bearer <access_token>`.
-//! - `GET /graphql`: GraphiQL.
+//! - `GET /graphql`: GraphiQL, with its scripts and styles under `/graphql/assets/`, all from
+//!   the binary (see [`graphiql`]).
 //! - `/graphql/ws`: WebSocket for subscriptions (and queries), speaking `graphql-transport-ws`
 //!   and the older `graphql-ws`. The token comes from the `connection_init` payload
 //!   (`{"Authorization": "Bearer ..."}`, or `authorization`) or else from the upgrade
@@ -18,6 +19,7 @@
 
 mod context;
 pub mod error;
+pub mod graphiql;
 pub mod limits;
 mod mutation;
 mod query;
@@ -27,7 +29,7 @@ mod types;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource};
+use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
 use async_graphql::{BatchRequest, BatchResponse, Data, Schema, SchemaBuilder};
 use async_graphql_axum::{GraphQLProtocol, GraphQLResponse, GraphQLWebSocket};
 use axum::Router;
@@ -35,7 +37,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{State, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures_util::{Stream, StreamExt};
 use serde_json::json;
@@ -120,19 +122,10 @@ pub fn routes<S>(service: Arc<Service>, options: &HttpOptions) -> Router<S> {
         message_limit: options.body_limit,
     };
     Router::new()
-        .route(PATH, get(graphiql).post(execute))
+        .route(PATH, get(graphiql::page).post(execute))
+        .route(graphiql::ASSETS_PATH, get(graphiql::asset))
         .route(WS_PATH, get(websocket))
         .with_state(state)
-}
-
-async fn graphiql() -> Html<String> {
-    Html(
-        GraphiQLSource::build()
-            .endpoint(PATH)
-            .subscription_endpoint(WS_PATH)
-            .title("callrec-gateway GraphQL")
-            .finish(),
-    )
 }
 
 /// A request refused before any operation ran, as a GraphQL error body.
