@@ -367,3 +367,51 @@ async fn an_oversized_message_ends_the_connection() {
     app.gql_ok("{ me { username } }", json!({})).await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn group_assignments_from_rest_and_graphql_arrive() {
+    let app = TestApp::start().await;
+    app.gql_ok(
+        "mutation($i: AddCallRecordingPlatformInput!) { addCallRecordingPlatform(input: $i) { name } }",
+        json!({"i": platform_input("A")}),
+    )
+    .await;
+    app.gql_ok(
+        "mutation { addTenant(tenantId: \"t1\") { tenantId } addGroup(tenantId: \"t1\", groupId: \"g1\") { groupId } }",
+        json!({}),
+    )
+    .await;
+    let mut client = subscribed(&app).await;
+
+    let (status, _) = app
+        .admin(
+            Method::PUT,
+            "/api/v1/tenants/t1/groups/g1/services/call_recording/",
+            Some(json!({"name": "A"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    app.gql_ok(
+        "mutation { setGroupCallRecordingPlatform(tenantId: \"t1\", groupId: \"g1\", name: null) { groupId } }",
+        json!({}),
+    )
+    .await;
+    app.gql_ok(
+        "mutation { setGroupCallRecordingPlatform(tenantId: \"t1\", groupId: \"g1\", name: \"A\") { groupId } }",
+        json!({}),
+    )
+    .await;
+    let group = json!({"tenantId": "t1", "groupId": "g1"});
+    for (previous, platform) in [
+        (Value::Null, json!("A")),
+        (json!("A"), Value::Null),
+        (Value::Null, json!("A")),
+    ] {
+        assert_eq!(
+            client.event("1").await,
+            json!({"__typename": "GroupCallRecordingPlatformAssigned", "group": group,
+                   "previous": previous, "platform": platform})
+        );
+    }
+    app.stop().await;
+}
