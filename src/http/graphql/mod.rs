@@ -19,6 +19,7 @@
 mod context;
 pub mod error;
 pub mod limits;
+pub mod metered;
 mod mutation;
 mod query;
 mod subscription;
@@ -28,7 +29,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource};
-use async_graphql::{BatchRequest, Data, Schema, SchemaBuilder};
+use async_graphql::{BatchRequest, Data, Executor, Schema, SchemaBuilder};
 use async_graphql_axum::{GraphQLProtocol, GraphQLResponse, GraphQLWebSocket};
 use axum::Router;
 use axum::body::Bytes;
@@ -43,6 +44,7 @@ use serde_json::json;
 pub use self::context::Credentials;
 use self::error::{GqlError, codes};
 use self::limits::ShapeLimits;
+use self::metered::Metered;
 pub use self::mutation::MutationRoot;
 pub use self::query::QueryRoot;
 pub use self::subscription::{SubscriptionRoot, events};
@@ -86,7 +88,8 @@ pub fn sdl() -> String {
 
 #[derive(Clone)]
 struct GraphqlState {
-    schema: CallRecordingSchema,
+    /// The schema, counting operations.
+    schema: Metered,
     service: Arc<Service>,
     /// The largest WebSocket message, as for request bodies.
     message_limit: usize,
@@ -95,7 +98,7 @@ struct GraphqlState {
 /// The GraphQL routes, to be merged into the application's router.
 pub fn routes<S>(service: Arc<Service>, options: &HttpOptions) -> Router<S> {
     let state = GraphqlState {
-        schema: schema(service.clone(), options.graphql_introspection),
+        schema: Metered(schema(service.clone(), options.graphql_introspection)),
         service,
         message_limit: options.body_limit,
     };
