@@ -415,3 +415,31 @@ async fn group_assignments_from_rest_and_graphql_arrive() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn stopping_the_server_closes_subscriptions_with_going_away() {
+    let app = TestApp::start().await;
+    let mut first = subscribed(&app).await;
+    // A connection that has not even sent connection_init is closed too.
+    let mut silent = Client::connect(&app, "graphql-transport-ws", None).await;
+
+    // Stopping waits for the sockets to close (well within the grace period), then returns.
+    tokio::time::timeout(WAIT, app.stop())
+        .await
+        .expect("the server stops in time");
+
+    for client in [&mut first, &mut silent] {
+        match client.receive().await {
+            Received::Closed(code, reason) => {
+                assert_eq!(code, 1001);
+                assert_eq!(reason, "the server is stopping");
+            }
+            other => panic!("a close frame expected, got {other:?}"),
+        }
+    }
+    // Nothing follows the close frame.
+    let after = tokio::time::timeout(WAIT, first.ws.next())
+        .await
+        .expect("the connection ends in time");
+    assert!(!matches!(after, Some(Ok(Message::Text(_)))), "{after:?}");
+}
