@@ -10,7 +10,7 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 
 use crate::config::{LogFormat, ServeArgs};
-use crate::http::serve::{ServeOptions, serve};
+use crate::http::serve::{Draining, ServeOptions, serve};
 use crate::http::{self, HttpOptions};
 use crate::service::{Service, SessionSettings};
 use crate::store::{SledStore, StoreOptions};
@@ -68,6 +68,9 @@ impl Server {
             ),
             None => None,
         };
+        // One drain shared by the application, whose WebSockets it follows, and the listener,
+        // which closes and awaits them on stop.
+        let draining = Draining::default();
         Ok(Server {
             listener,
             options: HttpOptions {
@@ -77,12 +80,14 @@ impl Server {
                 metrics_token: args.metrics_token.clone(),
                 metrics_here: metrics_listener.is_none(),
                 graphql_introspection: args.graphql_introspection,
+                draining: draining.clone(),
             },
             metrics_listener,
             service,
             serve_options: ServeOptions {
                 header_read_timeout: Duration::from_secs(args.header_read_timeout),
                 shutdown_grace: Duration::from_secs(args.shutdown_grace),
+                draining,
             },
             generated_admin_password,
         })
@@ -116,6 +121,7 @@ impl Server {
             let options = ServeOptions {
                 header_read_timeout: self.serve_options.header_read_timeout,
                 shutdown_grace: Duration::from_secs(1),
+                draining: Draining::default(),
             };
             tokio::spawn(async move {
                 serve(listener, app, options, async move {

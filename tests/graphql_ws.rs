@@ -367,3 +367,79 @@ async fn an_oversized_message_ends_the_connection() {
     app.gql_ok("{ me { username } }", json!({})).await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn group_assignments_from_rest_and_graphql_arrive() {
+    let app = TestApp::start().await;
+    app.gql_ok(
+        "mutation($i: AddCallRecordingPlatformInput!) { addCallRecordingPlatform(input: $i) { name } }",
+        json!({"i": platform_input("A")}),
+    )
+    .await;
+    app.gql_ok(
+        "mutation { addTenant(tenantId: \"t1\") { tenantId } addGroup(tenantId: \"t1\", groupId: \"g1\") { groupId } }",
+        json!({}),
+    )
+    .await;
+    let mut client = subscribed(&app).await;
+
+    let (status, _) = app
+        .admin(
+            Method::PUT,
+            "/api/v1/tenants/t1/groups/g1/services/call_recording/",
+            Some(json!({"name": "A"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    app.gql_ok(
+        "mutation { setGroupCallRecordingPlatform(tenantId: \"t1\", groupId: \"g1\", name: null) { groupId } }",
+        json!({}),
+    )
+    .await;
+    app.gql_ok(
+        "mutation { setGroupCallRecordingPlatform(tenantId: \"t1\", groupId: \"g1\", name: \"A\") { groupId } }",
+        json!({}),
+    )
+    .await;
+    let group = json!({"tenantId": "t1", "groupId": "g1"});
+    for (previous, platform) in [
+        (Value::Null, json!("A")),
+        (json!("A"), Value::Null),
+        (Value::Null, json!("A")),
+    ] {
+        assert_eq!(
+            client.event("1").await,
+            json!({"__typename": "GroupCallRecordingPlatformAssigned", "group": group,
+                   "previous": previous, "platform": platform})
+        );
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn stopping_the_server_closes_subscriptions_with_going_away() {
+    let app = TestApp::start().await;
+    let mut first = subscribed(&app).await;
+    // A connection that has not even sent connection_init is closed too.
+    let mut silent = Client::connect(&app, "graphql-transport-ws", None).await;
+
+    // Stopping waits for the sockets to close (well within the grace period), then returns.
+    tokio::time::timeout(WAIT, app.stop())
+        .await
+        .expect("the server stops in time");
+
+    for client in [&mut first, &mut silent] {
+        match client.receive().await {
+            Received::Closed(code, reason) => {
+                assert_eq!(code, 1001);
+                assert_eq!(reason, "the server is stopping");
+            }
+            other => panic!("a close frame expected, got {other:?}"),
+        }
+    }
+    // Nothing follows the close frame.
+    let after = tokio::time::timeout(WAIT, first.ws.next())
+        .await
+        .expect("the connection ends in time");
+    assert!(!matches!(after, Some(Ok(Message::Text(_)))), "{after:?}");
+}

@@ -445,3 +445,142 @@ async fn sigterm_finishes_requests_in_flight_and_loses_nothing() {
     }
     p.terminate().await;
 }
+
+fn graphql_operations(metrics: &str, operation: &str, outcome: &str) -> u64 {
+    let prefix = format!(
+        "callrec_graphql_operations_total{{operation=\"{operation}\",outcome=\"{outcome}\"}} "
+    );
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map(|v| v.trim().parse().unwrap())
+        .unwrap_or(0)
+}
+
+fn subscriptions_active(metrics: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("callrec_graphql_subscriptions_active "))
+        .map(|v| v.trim().parse().unwrap())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn graphql_operations_and_live_subscriptions_are_counted() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::http::HeaderValue;
+
+    const WAIT: Duration = Duration::from_secs(10);
+    let app = TestApp::start().await;
+    let token = app.token.clone();
+    let (_, before) = metrics_text(&app, app.addr, None).await;
+
+    for _ in 0..2 {
+        let body = app
+            .gql_as(
+                Some(&token),
+                "query MetricsList { callRecordingPlatforms { systemDefault } }",
+                json!({}),
+            )
+            .await;
+        assert!(body.get("errors").is_none(), "{body}");
+    }
+    // Refused: no token; named by operationName, and anonymous.
+    let (status, _) = app
+        .gql_body(
+            None,
+            json!({"query": "query A { me { username } } query MetricsMe { me { username } }",
+                   "operationName": "MetricsMe"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    app.gql_as(None, "{ me { username } }", json!({})).await;
+    // A name full of odd characters is reduced to a safe label (and names no operation).
+    app.gql_body(
+        Some(&token),
+        json!({"query": "{ me { username } }", "operationName": "Metrics Odd\"}"}),
+    )
+    .await;
+
+    // A subscription over the WebSocket: live while it runs, counted once.
+    let mut request = format!("ws://{}/graphql/ws", app.addr)
+        .into_client_request()
+        .unwrap();
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        HeaderValue::from_static("graphql-transport-ws"),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let next_json = async |ws: &mut tokio_tungstenite::WebSocketStream<_>| loop {
+        let message = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("a message in time")
+            .expect("open")
+            .expect("valid");
+        if let Message::Text(text) = message {
+            return serde_json::from_str::<Value>(&text).unwrap();
+        }
+    };
+    let send = |v: Value| Message::Text(v.to_string().into());
+    ws.send(send(json!({"type": "connection_init",
+                        "payload": {"Authorization": format!("Bearer {token}")}})))
+        .await
+        .unwrap();
+    assert_eq!(next_json(&mut ws).await["type"], "connection_ack");
+    ws.send(send(json!({"id": "1", "type": "subscribe", "payload": {
+        "query": "subscription MetricsWatch { callRecordingEvents { __typename } }"}})))
+        .await
+        .unwrap();
+    let started = next_json(&mut ws).await;
+    assert_eq!(
+        started["payload"]["data"]["callRecordingEvents"]["__typename"],
+        "CallRecordingSubscriptionStarted"
+    );
+    let (_, during) = metrics_text(&app, app.addr, None).await;
+    assert_eq!(
+        subscriptions_active(&during),
+        subscriptions_active(&before) + 1.0,
+        "{during}"
+    );
+
+    // complete ends it; a query answered afterwards on the same socket proves it is gone
+    // (messages are handled in order).
+    ws.send(send(json!({"id": "1", "type": "complete"})))
+        .await
+        .unwrap();
+    ws.send(send(json!({"id": "2", "type": "subscribe",
+                        "payload": {"query": "query MetricsOverWs { me { username } }"}})))
+        .await
+        .unwrap();
+    loop {
+        let message = next_json(&mut ws).await;
+        if message["id"] == "2" {
+            assert_eq!(message["type"], "next", "{message}");
+            break;
+        }
+    }
+    let (_, after) = metrics_text(&app, app.addr, None).await;
+    assert_eq!(
+        subscriptions_active(&after),
+        subscriptions_active(&before),
+        "{after}"
+    );
+
+    for (operation, outcome, more) in [
+        ("MetricsList", "ok", 2),
+        ("MetricsMe", "error", 1),
+        ("anonymous", "error", 1),
+        ("Metrics_Odd__", "error", 1),
+        ("MetricsWatch", "ok", 1),
+        ("MetricsOverWs", "ok", 1),
+    ] {
+        assert_eq!(
+            graphql_operations(&after, operation, outcome),
+            graphql_operations(&before, operation, outcome) + more,
+            "{operation} {outcome}: {after}"
+        );
+    }
+    app.stop().await;
+}

@@ -57,3 +57,29 @@ pub async fn track(request: Request, next: Next) -> Response {
         .record(started.elapsed().as_secs_f64());
     response
 }
+
+/// One GraphQL operation ended, `ok` when its response had no errors. `operation` is already
+/// bounded (see `graphql::metered::operation_label`).
+pub fn graphql_operation(operation: String, ok: bool) {
+    let outcome = if ok { "ok" } else { "error" };
+    metrics::counter!("callrec_graphql_operations_total", "operation" => operation, "outcome" => outcome)
+        .increment(1);
+}
+
+/// Counts a live GraphQL subscription stream in `callrec_graphql_subscriptions_active` for as
+/// long as it exists: dropped with the stream, however it ends (completed by the client,
+/// ended by an error, or its connection gone).
+pub struct ActiveSubscription(());
+
+impl ActiveSubscription {
+    pub fn start() -> ActiveSubscription {
+        metrics::gauge!("callrec_graphql_subscriptions_active").increment(1.0);
+        ActiveSubscription(())
+    }
+}
+
+impl Drop for ActiveSubscription {
+    fn drop(&mut self) {
+        metrics::gauge!("callrec_graphql_subscriptions_active").decrement(1.0);
+    }
+}

@@ -55,6 +55,9 @@ pub struct HttpOptions {
     pub metrics_here: bool,
     /// Whether GraphQL answers introspection queries (`__schema`, `__type`).
     pub graphql_introspection: bool,
+    /// Tells WebSockets that the server is stopping, and lets it wait for them; the same one
+    /// must go to [`serve::serve`] in [`serve::ServeOptions`].
+    pub draining: serve::Draining,
 }
 
 impl Default for HttpOptions {
@@ -66,6 +69,7 @@ impl Default for HttpOptions {
             metrics_token: None,
             metrics_here: true,
             graphql_introspection: true,
+            draining: serve::Draining::default(),
         }
     }
 }

@@ -1,5 +1,10 @@
 //! The accept loop: hyper with a header read timeout, WebSocket upgrades, and a graceful stop
 //! that lets requests in flight finish within a grace period.
+//!
+//! Hyper's graceful shutdown does not reach upgraded connections: once a WebSocket is handed
+//! over, hyper forgets it, and dropping it at exit would end it without a close frame. Those
+//! connections are followed by a [`Draining`] instead: on stop each is told to close itself
+//! (1001 "going away"), and the stop waits for them within the same grace period.
 
 use std::future::Future;
 use std::time::Duration;
@@ -10,10 +15,46 @@ use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::{TaskTracker, task_tracker::TaskTrackerToken};
 
 pub struct ServeOptions {
     pub header_read_timeout: Duration,
     pub shutdown_grace: Duration,
+    /// The long-lived connections (WebSockets) of this listener's application.
+    pub draining: Draining,
+}
+
+/// Long-lived connections that outlive hyper's view of them (upgraded WebSockets): each holds
+/// a [`Draining::track`] token while it runs and ends itself once [`Draining::stopping`]
+/// resolves; [`serve`] begins the drain on stop and waits for them.
+#[derive(Debug, Clone, Default)]
+pub struct Draining {
+    stop: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl Draining {
+    /// Counts a connection as running until the token is dropped.
+    pub fn track(&self) -> TaskTrackerToken {
+        self.tracker.token()
+    }
+
+    /// Resolves once the server is stopping (at once if it already is).
+    pub async fn stopping(&self) {
+        self.stop.cancelled().await
+    }
+
+    /// Tells every connection to end; no new one is expected.
+    pub fn begin(&self) {
+        self.stop.cancel();
+        self.tracker.close();
+    }
+
+    /// Resolves when every tracked connection has ended, after [`Draining::begin`].
+    pub async fn finished(&self) {
+        self.tracker.wait().await
+    }
 }
 
 pub async fn serve(
@@ -57,10 +98,14 @@ pub async fn serve(
         }
     }
     drop(listener);
-    if tokio::time::timeout(options.shutdown_grace, graceful.shutdown())
+    options.draining.begin();
+    let finished = async {
+        tokio::join!(graceful.shutdown(), options.draining.finished());
+    };
+    if tokio::time::timeout(options.shutdown_grace, finished)
         .await
         .is_err()
     {
-        tracing::warn!("requests still in flight after the grace period were cut");
+        tracing::warn!("requests or WebSockets still open after the grace period were cut");
     }
 }

@@ -11,7 +11,13 @@
 //!   request's `Authorization` header. A connection without a valid token is refused
 //!   (`graphql-transport-ws`: close 1002; `graphql-ws`: `connection_error`; the reason starts
 //!   with `UNAUTHENTICATED`). Messages are capped at the request body limit, and a connection
-//!   silent for [`INIT_TIMEOUT`] after opening is closed.
+//!   silent for [`INIT_TIMEOUT`] after opening is closed. When the server stops, every socket
+//!   gets a close frame, 1001 with the reason [`GOING_AWAY`], and the stop waits for them
+//!   (within its grace period).
+//!
+//! Metrics: `callrec_graphql_operations_total{operation,outcome}` counts each operation over
+//! either transport (see [`metered`]); `callrec_graphql_subscriptions_active` is the number of
+//! live subscription streams.
 //!
 //! Errors: a domain error carries `extensions.code` (its name), `extensions.subErrorCode` (its
 //! number) and, for a validation error, `extensions.field`; transport errors carry only a code
@@ -21,6 +27,7 @@ mod context;
 pub mod error;
 pub mod graphiql;
 pub mod limits;
+pub mod metered;
 mod mutation;
 mod query;
 mod subscription;
@@ -30,26 +37,31 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
-use async_graphql::{BatchRequest, BatchResponse, Data, Schema, SchemaBuilder};
+use async_graphql::{BatchRequest, BatchResponse, Data, Executor, Schema, SchemaBuilder};
 use async_graphql_axum::{GraphQLProtocol, GraphQLResponse, GraphQLWebSocket};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
+use axum::extract::ws::{CloseFrame, Message, close_code};
 use axum::extract::{State, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use futures_util::{Stream, StreamExt};
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use serde_json::json;
+use tokio::sync::mpsc;
+use tokio_util::sync::PollSender;
 
 pub use self::context::Credentials;
 use self::error::{GqlError, codes};
 use self::limits::ShapeLimits;
+use self::metered::Metered;
 pub use self::mutation::MutationRoot;
 pub use self::query::QueryRoot;
 pub use self::subscription::{SubscriptionRoot, events};
 pub use self::types::CallRecordingEvent;
 use super::HttpOptions;
+use super::serve::Draining;
 use crate::error::Error;
 use crate::service::Service;
 
@@ -101,25 +113,29 @@ pub fn sdl() -> String {
 
 #[derive(Clone)]
 struct GraphqlState {
-    /// For `POST /graphql`, whose handler applies the shape limits itself.
-    schema: CallRecordingSchema,
+    /// For `POST /graphql`, whose handler applies the shape limits itself; counting
+    /// operations.
+    schema: Metered,
     limits: ShapeLimits,
-    /// For the WebSocket.
-    ws_schema: CallRecordingSchema,
+    /// For the WebSocket, with the shape limits built in; counting operations.
+    ws_schema: Metered,
     service: Arc<Service>,
     /// The largest WebSocket message, as for request bodies.
     message_limit: usize,
+    /// Ends the WebSockets, with a close frame, when the server stops.
+    draining: Draining,
 }
 
 /// The GraphQL routes, to be merged into the application's router.
 pub fn routes<S>(service: Arc<Service>, options: &HttpOptions) -> Router<S> {
     let introspection = options.graphql_introspection;
     let state = GraphqlState {
-        schema: builder(introspection, false).data(service.clone()).finish(),
+        schema: Metered(builder(introspection, false).data(service.clone()).finish()),
         limits: shape_limits(introspection),
-        ws_schema: schema(service.clone(), introspection),
+        ws_schema: Metered(schema(service.clone(), introspection)),
         service,
         message_limit: options.body_limit,
+        draining: options.draining.clone(),
     };
     Router::new()
         .route(PATH, get(graphiql::page).post(execute))
@@ -223,20 +239,75 @@ async fn websocket(
         ws_schema: schema,
         service,
         message_limit,
+        draining,
         ..
     } = state;
+    // Taken now, not once upgraded, so that a stop in between still waits for this socket.
+    let running = draining.track();
     upgrade
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
         .max_message_size(message_limit)
         .max_frame_size(message_limit)
-        .on_upgrade(move |socket| {
+        .on_upgrade(move |socket| async move {
             let (sink, stream) = socket.split();
             let stream = first_within(stream, INIT_TIMEOUT);
-            GraphQLWebSocket::new_with_pair(sink, stream, schema, protocol)
-                .on_connection_init(move |payload| connection_init(service, from_header, payload))
-                .serve()
+            let (to_client, outgoing) = mpsc::channel(OUTGOING_BUFFER);
+            let graphql = GraphQLWebSocket::new_with_pair(
+                PollSender::new(to_client),
+                stream,
+                schema,
+                protocol,
+            )
+            .on_connection_init(move |payload| connection_init(service, from_header, payload))
+            .serve();
+            until_stopped(graphql, outgoing, sink, &draining).await;
+            drop(running);
         })
         .into_response()
+}
+
+/// Messages the GraphQL side of a WebSocket may get ahead of the socket.
+const OUTGOING_BUFFER: usize = 16;
+
+/// Said in the close frame sent to every WebSocket when the server stops.
+pub const GOING_AWAY: &str = "the server is stopping";
+
+/// Runs the GraphQL side of a WebSocket, passing what it sends on to `sink`, until it ends or
+/// the server stops; on stop, sends a close frame (1001 "going away") and ends.
+async fn until_stopped(
+    graphql: impl Future<Output = ()>,
+    mut outgoing: mpsc::Receiver<Message>,
+    mut sink: impl Sink<Message> + Unpin,
+    draining: &Draining,
+) {
+    let stopping = draining.stopping();
+    tokio::pin!(graphql, stopping);
+    let mut graphql_ended = false;
+    loop {
+        tokio::select! {
+            biased;
+            () = &mut stopping => {
+                let close = Message::Close(Some(CloseFrame {
+                    code: close_code::AWAY,
+                    reason: GOING_AWAY.into(),
+                }));
+                if sink.send(close).await.is_ok() {
+                    let _ = sink.close().await;
+                }
+                return;
+            }
+            message = outgoing.recv() => match message {
+                Some(message) => {
+                    if sink.send(message).await.is_err() {
+                        return;
+                    }
+                }
+                // The GraphQL side ended and everything it sent is passed on.
+                None => return,
+            },
+            () = &mut graphql, if !graphql_ended => graphql_ended = true,
+        }
+    }
 }
 
 /// How long a new WebSocket connection may stay silent before its `connection_init`.

@@ -20,6 +20,7 @@ use super::context::{credentials, service};
 use super::error::{GqlError, GqlResult};
 use super::types::{CallRecordingEvent, CallRecordingSubscriptionStarted};
 use crate::error::Error;
+use crate::http::metrics::ActiveSubscription;
 use crate::service::Event;
 
 #[derive(Default)]
@@ -42,7 +43,10 @@ impl SubscriptionRoot {
                 .principal(&service)
                 .and_then(|who| service.may_watch(&who))
         };
-        Ok(events(receiver, still_allowed))
+        let active = ActiveSubscription::start();
+        Ok(events(receiver, still_allowed).inspect(move |_| {
+            let _ = &active;
+        }))
     }
 }
 

@@ -65,6 +65,64 @@ impl From<model::GroupRef> for GroupRef {
     }
 }
 
+/// A tenant (service provider), which contains groups.
+pub struct Tenant(pub model::Tenant);
+
+/// A tenant (service provider), which contains groups.
+#[Object]
+impl Tenant {
+    /// 1-30 characters.
+    async fn tenant_id(&self) -> &str {
+        &self.0.tenant_id
+    }
+
+    /// The tenant's groups, ordered by id.
+    async fn groups(&self, ctx: &Context<'_>) -> GqlResult<Vec<Group>> {
+        let (service, who) = caller(ctx)?;
+        Ok(service
+            .groups(&who, &self.0.tenant_id)?
+            .into_iter()
+            .map(Group)
+            .collect())
+    }
+}
+
+/// A group, inside its tenant, with its call recording platform.
+pub struct Group(pub model::Group);
+
+/// A group, inside its tenant, with its call recording platform.
+#[Object]
+impl Group {
+    async fn tenant_id(&self) -> &str {
+        &self.0.tenant_id
+    }
+
+    /// 1-30 characters, unique within the tenant.
+    async fn group_id(&self) -> &str {
+        &self.0.group_id
+    }
+
+    /// The name of the call recording platform assigned to this group, or null when none is.
+    async fn call_recording_platform(&self) -> Option<&str> {
+        self.0.platform.as_deref()
+    }
+}
+
+/// What `deleteTenant` answers.
+#[derive(SimpleObject)]
+pub struct DeleteTenantPayload {
+    /// The id of the deleted tenant.
+    pub tenant_id: String,
+}
+
+/// What `deleteGroup` answers.
+#[derive(SimpleObject)]
+pub struct DeleteGroupPayload {
+    pub tenant_id: String,
+    /// The id of the deleted group.
+    pub group_id: String,
+}
+
 /// A recording server that calls are forked to.
 pub struct CallRecordingPlatform(pub PlatformEntry);
 
