@@ -155,7 +155,7 @@ impl NewUser {
 }
 
 /// Who is asking: the user behind a valid access token.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Principal {
     pub username: String,
     pub level: Level,

@@ -23,6 +23,7 @@
 //! number) and, for a validation error, `extensions.field`; transport errors carry only a code
 //! (see [`error::codes`]). Limits are listed in [`limits`].
 
+mod answers;
 mod context;
 pub mod error;
 pub mod graphiql;
@@ -52,6 +53,7 @@ use serde_json::json;
 use tokio::sync::mpsc;
 use tokio_util::sync::PollSender;
 
+use self::answers::{Answers, Question};
 pub use self::context::Credentials;
 use self::error::{GqlError, codes};
 use self::limits::ShapeLimits;
@@ -63,6 +65,7 @@ pub use self::types::CallRecordingEvent;
 use super::HttpOptions;
 use super::serve::Draining;
 use crate::error::Error;
+use crate::http::metrics;
 use crate::service::Service;
 
 pub type CallRecordingSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
@@ -119,6 +122,7 @@ struct GraphqlState {
     limits: ShapeLimits,
     /// For the WebSocket, with the shape limits built in; counting operations.
     ws_schema: Metered,
+    answers: Arc<Answers>,
     service: Arc<Service>,
     /// The largest WebSocket message, as for request bodies.
     message_limit: usize,
@@ -133,6 +137,7 @@ pub fn routes<S>(service: Arc<Service>, options: &HttpOptions) -> Router<S> {
         schema: Metered(builder(introspection, false).data(service.clone()).finish()),
         limits: shape_limits(introspection),
         ws_schema: Metered(schema(service.clone(), introspection)),
+        answers: Arc::default(),
         service,
         message_limit: options.body_limit,
         draining: options.draining.clone(),
@@ -206,6 +211,10 @@ async fn execute(
         );
     }
     let credentials = Credentials::from_headers(&headers);
+    let requests = match batch {
+        BatchRequest::Single(request) => return answer(&state, credentials, request).await,
+        BatchRequest::Batch(requests) => requests,
+    };
     let run = |request: async_graphql::Request| {
         let (schema, limits) = (&state.schema, state.limits);
         let mut request = request.data(credentials.clone());
@@ -218,13 +227,62 @@ async fn execute(
             response
         }
     };
-    let response = match batch {
-        BatchRequest::Single(request) => BatchResponse::Single(run(request).await),
-        BatchRequest::Batch(requests) => BatchResponse::Batch(
-            futures_util::future::join_all(requests.into_iter().map(run)).await,
+    let responses = futures_util::future::join_all(requests.into_iter().map(run)).await;
+    GraphQLResponse::from(BatchResponse::Batch(responses)).into_response()
+}
+
+/// One operation: from the answers kept since the last commit when it is a query asked
+/// before by the same caller, else executed (and, if a query, kept).
+async fn answer(
+    state: &GraphqlState,
+    credentials: Credentials,
+    request: async_graphql::Request,
+) -> Response {
+    let who = credentials.principal(&state.service).ok();
+    let mut request = request.data(credentials);
+    if let Err(e) = state.limits.admit(&mut request) {
+        return json_answer(&async_graphql::Response::from_errors(vec![e])).0;
+    }
+    let question = who.and_then(|who| Question::of(&mut request, who));
+    let commit = state.service.store().last_ticket();
+    if let Some(question) = &question
+        && let Some((bytes, ok)) = state.answers.get(commit, question)
+    {
+        metrics::graphql_operation(metered::operation_label(&request), ok);
+        return bytes_answer(bytes);
+    }
+    let mut response = state.schema.execute(request).await;
+    limits::tag_errors(&mut response);
+    let (http, bytes) = json_answer(&response);
+    if let (Some(question), Some(bytes)) = (question, bytes) {
+        state
+            .answers
+            .put(commit, question, (bytes, response.is_ok()));
+    }
+    http
+}
+
+const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
+
+fn bytes_answer(bytes: Bytes) -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, GRAPHQL_RESPONSE)],
+        bytes,
+    )
+        .into_response()
+}
+
+fn json_answer(response: &async_graphql::Response) -> (Response, Option<Bytes>) {
+    match serde_json::to_vec(response) {
+        Ok(bytes) => {
+            let bytes = Bytes::from(bytes);
+            (bytes_answer(bytes.clone()), Some(bytes))
+        }
+        Err(e) => (
+            refused_domain(Error::Internal(format!("rendering the answer failed: {e}"))),
+            None,
         ),
-    };
-    GraphQLResponse::from(response).into_response()
+    }
 }
 
 /// `/graphql/ws`.
