@@ -4,7 +4,9 @@
 //! and the model's invariants must hold.
 //!
 //! The run is seeded: the seed is printed, and `CALLREC_CRASH_SEED=<n>` replays it
-//! (`CALLREC_CRASH_ROUNDS=<n>` changes the number of rounds).
+//! (`CALLREC_CRASH_ROUNDS=<n>` changes the number of rounds). `CALLREC_CRASH_SKIP_FLUSH=1`
+//! runs the server with `--unsafe-skip-flush` (acknowledge before the disk has the write): the
+//! test must then fail, which shows it can see a lost write.
 
 mod common;
 
@@ -549,9 +551,14 @@ async fn kill_9_at_random_moments_loses_no_acknowledged_change() {
         .collect();
     let tracked = std::sync::Mutex::new(Tracked::default());
     let figures = std::sync::Mutex::new(Figures::default());
+    let extra: &[&str] = if std::env::var_os("CALLREC_CRASH_SKIP_FLUSH").is_some() {
+        &["--unsafe-skip-flush"]
+    } else {
+        &[]
+    };
     let started = Instant::now();
     for round in 1..=rounds {
-        let p = Process::serve(data.path(), &envs).await;
+        let p = Process::serve_with_args(data.path(), &envs, extra).await;
         let base = format!("http://{}", p.addr);
         let api = Api {
             client: http.clone(),

@@ -613,7 +613,8 @@ fn state_of_model(m: &Model) -> String {
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: 128,
+        // PROPTEST_CASES runs more (or fewer) for a longer search.
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(128),
         max_shrink_iters: 2000,
         failure_persistence: None,
         ..ProptestConfig::default()
