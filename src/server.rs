@@ -158,26 +158,29 @@ pub fn init_logging(format: LogFormat) {
     };
 }
 
-async fn stop_signal() {
-    let interrupt = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// SIGINT or SIGTERM. The handlers are installed on the call, before the `listening on` line
+/// is printed, so that a signal sent as soon as the server is ready stops it cleanly instead of
+/// killing it.
+#[cfg(unix)]
+fn stop_signal() -> anyhow::Result<impl Future<Output = ()> + Send + 'static> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {},
+            _ = terminate.recv() => {},
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = interrupt => {},
-        _ = terminate => {},
-    }
-    tracing::info!("stopping: finishing requests in flight");
+        tracing::info!("stopping: finishing requests in flight");
+    })
+}
+
+#[cfg(not(unix))]
+fn stop_signal() -> anyhow::Result<impl Future<Output = ()> + Send + 'static> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("stopping: finishing requests in flight");
+    })
 }
 
 /// `callrec-gateway serve`.
@@ -198,13 +201,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         );
     }
     let addr = server.local_addr()?;
+    let stop = stop_signal()?;
     if let Some(metrics) = server.metrics_addr() {
         tracing::info!("metrics on http://{metrics}/metrics");
     }
     println!("listening on http://{addr}");
     use std::io::Write;
     let _ = std::io::stdout().flush();
-    server.serve_until(stop_signal()).await?;
+    server.serve_until(stop).await?;
     tracing::info!("stopped; every acknowledged write is on disk");
     Ok(())
 }

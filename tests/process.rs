@@ -309,3 +309,15 @@ async fn logs_carry_no_password_or_token() {
         assert!(!stderr.contains(secret), "{secret} appears in the log");
     }
 }
+
+#[tokio::test]
+async fn sigterm_right_after_the_ready_line_stops_cleanly() {
+    // The signal handlers are in place before the line is printed: no window in which
+    // SIGTERM kills the process without its final flush.
+    let data = tempfile::tempdir().unwrap();
+    for _ in 0..3 {
+        let p = Process::serve(data.path(), &[("CALLREC_ADMIN_PASSWORD", PASSWORD)]).await;
+        let (code, stderr) = p.terminate().await;
+        assert_eq!(code, Some(0), "{stderr}");
+    }
+}

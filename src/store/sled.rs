@@ -28,6 +28,11 @@ const DEFAULT: &[u8] = b"s:default";
 const PROPERTIES: &[u8] = b"s:properties";
 const FORMAT: &[u8] = b"s:format";
 const PROBE: &[u8] = b"s:probe";
+/// How many commits the store has taken, over its whole life; written by every commit.
+const COMMITS: &[u8] = b"s:commits";
+/// Beside sled's files: the commit count last known on disk, written after each flush. A
+/// store holding fewer commits than this has lost acknowledged writes.
+const DURABLE_FILE: &str = "durable-commits";
 const FORMAT_VERSION: &[u8] = b"1";
 /// Separates the parts of a composite key; no id or name may hold a control character.
 const SEP: u8 = 0;
@@ -54,6 +59,8 @@ impl StoreOptions {
 
 pub struct SledStore {
     db: sled::Db,
+    /// The lifetime commit count when this process opened the store.
+    base: u64,
     lock: RwLock<()>,
     committed: AtomicU64,
     flusher: Arc<Flusher>,
@@ -68,6 +75,8 @@ struct DurableState {
 }
 
 struct Flusher {
+    /// Where the durable commit count is recorded, and the count the tickets start from.
+    marker: Option<(PathBuf, u64)>,
     wanted: Mutex<(u64, bool)>,
     wake: Condvar,
     durable: watch::Sender<DurableState>,
@@ -113,6 +122,26 @@ impl SledStore {
         let path = &options.path;
         std::fs::create_dir_all(path)
             .map_err(|e| anyhow::anyhow!("cannot create data folder {}: {e}", path.display()))?;
+        // sled takes an unreadable log for the end of the log: over a data file full of
+        // garbage it opens an empty store. A folder that held data must still hold the format
+        // marker written (and flushed) before anything else, or it is not started over.
+        let held_data = std::fs::metadata(path.join("db")).is_ok_and(|m| m.len() > 0);
+        let marker_path = path.join(DURABLE_FILE);
+        let acknowledged = match std::fs::read_to_string(&marker_path) {
+            Ok(text) => Some(text.trim().parse::<u64>().map_err(|_| {
+                anyhow::anyhow!(
+                    "data folder {}: {} is damaged ({:?})",
+                    path.display(),
+                    DURABLE_FILE,
+                    text.chars().take(40).collect::<String>()
+                )
+            })?),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => anyhow::bail!(
+                "data folder {}: cannot read {DURABLE_FILE}: {e}",
+                path.display()
+            ),
+        };
         let db = sled::Config::new()
             .path(path)
             .cache_capacity(options.cache_capacity)
@@ -127,14 +156,41 @@ impl SledStore {
                 String::from_utf8_lossy(&v),
                 String::from_utf8_lossy(FORMAT_VERSION)
             ),
+            None if held_data => anyhow::bail!(
+                "data folder {} holds a store that cannot be read (its data file is damaged); \
+                 restore the folder from a backup, or move it away to start with an empty store",
+                path.display()
+            ),
             None => {
                 db.insert(FORMAT, FORMAT_VERSION)
                     .map_err(|e| open_error(path, e))?;
                 db.flush().map_err(|e| open_error(path, e))?;
             }
         }
+        let base = match db.get(COMMITS).map_err(|e| open_error(path, e))? {
+            Some(v) => <[u8; 8]>::try_from(v.as_ref())
+                .map(u64::from_be_bytes)
+                .map_err(|_| {
+                    anyhow::anyhow!(
+                        "data folder {} holds a damaged commit count",
+                        path.display()
+                    )
+                })?,
+            None => 0,
+        };
+        if let Some(acknowledged) = acknowledged
+            && acknowledged > base
+        {
+            anyhow::bail!(
+                "data folder {} holds {base} commits but {acknowledged} were on disk before: its \
+                 data file is damaged or was replaced; restore the folder from a backup, or move \
+                 it away to start with an empty store",
+                path.display()
+            );
+        }
         let (durable, _) = watch::channel(DurableState::default());
         let flusher = Arc::new(Flusher {
+            marker: Some((marker_path, base)),
             wanted: Mutex::new((0, false)),
             wake: Condvar::new(),
             durable,
@@ -151,6 +207,7 @@ impl SledStore {
         };
         Ok(SledStore {
             db,
+            base,
             lock: RwLock::new(()),
             committed: AtomicU64::new(0),
             flusher,
@@ -176,8 +233,9 @@ impl SledStore {
             .collect()
     }
 
-    fn apply(&self, changes: Vec<Change>) -> Result<()> {
+    fn apply(&self, changes: Vec<Change>, commits: u64) -> Result<()> {
         let mut batch = sled::Batch::default();
+        batch.insert(COMMITS, &commits.to_be_bytes());
         for change in changes {
             match change {
                 Change::PutPlatform(p) => batch.insert(key(PLATFORM, &[&p.name]), encode(&p)?),
@@ -266,12 +324,28 @@ impl Flusher {
             metrics::histogram!("callrec_store_flush_duration_seconds")
                 .record(started.elapsed().as_secs_f64());
             match flushed {
-                Ok(_) => self.durable.send_modify(|d| d.seq = d.seq.max(target)),
+                Ok(_) => {
+                    self.record_durable(target);
+                    self.durable.send_modify(|d| d.seq = d.seq.max(target));
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "store flush failed; writes are not acknowledged");
                     self.durable.send_modify(|d| d.failures += 1);
                     std::thread::sleep(Duration::from_millis(100));
                 }
+            }
+        }
+    }
+
+    /// Records that the first `seq` commits of this process are on disk. Written without
+    /// fsync: after a power loss the record may lag behind, never run ahead.
+    fn record_durable(&self, seq: u64) {
+        if let Some((path, base)) = &self.marker {
+            let tmp = path.with_extension("tmp");
+            let written = std::fs::write(&tmp, (base + seq).to_string())
+                .and_then(|_| std::fs::rename(&tmp, path));
+            if let Err(e) = written {
+                tracing::warn!(error = %e, "cannot record the durable commit count");
             }
         }
     }
@@ -297,8 +371,12 @@ impl Drop for SledStore {
         if let Some(thread) = self.flusher_thread.take() {
             let _ = thread.join();
         }
-        if let Err(e) = self.db.flush() {
-            tracing::error!(error = %e, "final store flush failed");
+        match self.db.flush() {
+            Ok(_) if self.flush => self
+                .flusher
+                .record_durable(self.committed.load(Ordering::SeqCst)),
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "final store flush failed"),
         }
     }
 }
@@ -418,9 +496,10 @@ impl<G> Read for Locked<'_, G> {
 
 impl Write for Locked<'_, RwLockWriteGuard<'_, ()>> {
     fn commit(self: Box<Self>, changes: Vec<Change>) -> Result<Ticket> {
-        self.store.apply(changes)?;
         // Numbered while the writer lock is still held, so ticket order is commit order.
-        let seq = self.store.committed.fetch_add(1, Ordering::SeqCst) + 1;
+        let seq = self.store.committed.load(Ordering::SeqCst) + 1;
+        self.store.apply(changes, self.store.base + seq)?;
+        self.store.committed.store(seq, Ordering::SeqCst);
         if self.store.flush {
             self.store.flusher.want(seq);
         }

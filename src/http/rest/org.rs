@@ -120,7 +120,7 @@ pub async fn list_tenants(
 /// Adds a tenant (System Admin); answers the tenant list.
 #[utoipa::path(operation_id = "addTenant", post, path = "/api/v1/tenants/", tag = "tenants", security(("bearer" = [])),
     request_body = AddTenantBody,
-    responses((status = 200, body = TenantList), (status = 400, description = "invalid data; 11 ALREADY_EXISTS", body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses((status = 200, body = TenantList), (status = 400, description = "invalid data; 11 ALREADY_EXISTS", body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 413, body = ErrorBody)))]
 pub async fn add_tenant(
     State(s): State<AppState>,
     Caller(who): Caller,
@@ -134,7 +134,7 @@ pub async fn add_tenant(
 /// One tenant.
 #[utoipa::path(operation_id = "getTenant", get, path = "/api/v1/tenants/{tenant_id}/", tag = "tenants", security(("bearer" = [])),
     params(("tenant_id" = String, Path, description = "The tenant id, percent-encoded")),
-    responses((status = 200, body = TenantBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = TenantBody), (status = 400, description = "invalid tenant or group id", body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get_tenant(
     State(s): State<AppState>,
     Caller(who): Caller,
@@ -163,7 +163,7 @@ pub async fn delete_tenant(
 /// The groups of a tenant.
 #[utoipa::path(operation_id = "listGroups", get, path = "/api/v1/tenants/{tenant_id}/groups/", tag = "groups", security(("bearer" = [])),
     params(("tenant_id" = String, Path, description = "The tenant id, percent-encoded")),
-    responses((status = 200, body = GroupList), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = GroupList), (status = 400, description = "invalid tenant or group id", body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn list_groups(
     State(s): State<AppState>,
     Caller(who): Caller,
@@ -175,7 +175,7 @@ pub async fn list_groups(
 /// Adds a group to a tenant (System Admin, or that tenant's admin); answers the group list.
 #[utoipa::path(operation_id = "addGroup", post, path = "/api/v1/tenants/{tenant_id}/groups/", tag = "groups", security(("bearer" = [])),
     params(("tenant_id" = String, Path, description = "The tenant id, percent-encoded")), request_body = AddGroupBody,
-    responses((status = 200, body = GroupList), (status = 400, description = "invalid data; 11 ALREADY_EXISTS; 18 INVALID_OPERATION", body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses((status = 200, body = GroupList), (status = 400, description = "invalid data; 11 ALREADY_EXISTS; 18 INVALID_OPERATION", body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 413, body = ErrorBody)))]
 pub async fn add_group(
     State(s): State<AppState>,
     Caller(who): Caller,
@@ -190,7 +190,7 @@ pub async fn add_group(
 /// One group.
 #[utoipa::path(operation_id = "getGroup", get, path = "/api/v1/tenants/{tenant_id}/groups/{group_id}/", tag = "groups", security(("bearer" = [])),
     params(("tenant_id" = String, Path, description = "The tenant id, percent-encoded"), ("group_id" = String, Path, description = "The group id, percent-encoded")),
-    responses((status = 200, body = GroupBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = GroupBody), (status = 400, description = "invalid tenant or group id", body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get_group(
     State(s): State<AppState>,
     Caller(who): Caller,
@@ -219,7 +219,7 @@ pub async fn delete_group(
 /// The group's call recording platform (`null` when none).
 #[utoipa::path(operation_id = "getGroupPlatform", get, path = "/api/v1/tenants/{tenant_id}/groups/{group_id}/services/call_recording/", tag = "groups", security(("bearer" = [])),
     params(("tenant_id" = String, Path, description = "The tenant id, percent-encoded"), ("group_id" = String, Path, description = "The group id, percent-encoded")),
-    responses((status = 200, body = AssignmentBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = AssignmentBody), (status = 400, description = "invalid tenant or group id", body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get_platform(
     State(s): State<AppState>,
     Caller(who): Caller,
@@ -232,7 +232,7 @@ pub async fn get_platform(
 /// Assigns a call recording platform to the group (`{"name": null}` clears it).
 #[utoipa::path(operation_id = "setGroupPlatform", put, path = "/api/v1/tenants/{tenant_id}/groups/{group_id}/services/call_recording/", tag = "groups", security(("bearer" = [])),
     params(("tenant_id" = String, Path, description = "The tenant id, percent-encoded"), ("group_id" = String, Path, description = "The group id, percent-encoded")), request_body = AssignBody,
-    responses((status = 200, body = AssignmentBody), (status = 400, description = "invalid data; 18 INVALID_OPERATION", body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses((status = 200, body = AssignmentBody), (status = 400, description = "invalid data; 18 INVALID_OPERATION", body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 413, body = ErrorBody)))]
 pub async fn set_platform(
     State(s): State<AppState>,
     Caller(who): Caller,
