@@ -27,17 +27,9 @@ pub struct Question {
 }
 
 impl Question {
-    /// The question a request asks, when it may be answered from memory: a parsed document
-    /// whose every operation is a query.
-    pub fn of(request: &mut Request, who: Principal) -> Option<Question> {
-        let document = request.parsed_query().ok()?;
-        let read_only = document
-            .operations
-            .iter()
-            .all(|(_, op)| op.node.ty == OperationType::Query);
-        if !read_only {
-            return None;
-        }
+    /// What a request asks, as text: looked up before the request is even parsed, since
+    /// only questions that passed the limits and read nothing but queries are ever kept.
+    pub fn of(request: &Request, who: Principal) -> Option<Question> {
         Some(Question {
             who,
             query: request.query.clone(),
@@ -45,6 +37,16 @@ impl Question {
             variables: serde_json::to_string(&request.variables).ok()?,
         })
     }
+}
+
+/// Whether an (admitted, so parsed) request only reads: every operation is a query.
+pub fn read_only(request: &mut Request) -> bool {
+    request.parsed_query().is_ok_and(|document| {
+        document
+            .operations
+            .iter()
+            .all(|(_, op)| op.node.ty == OperationType::Query)
+    })
 }
 
 #[derive(Default)]

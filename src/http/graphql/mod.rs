@@ -239,11 +239,7 @@ async fn answer(
     request: async_graphql::Request,
 ) -> Response {
     let who = credentials.principal(&state.service).ok();
-    let mut request = request.data(credentials);
-    if let Err(e) = state.limits.admit(&mut request) {
-        return json_answer(&async_graphql::Response::from_errors(vec![e])).0;
-    }
-    let question = who.and_then(|who| Question::of(&mut request, who));
+    let question = who.and_then(|who| Question::of(&request, who));
     let commit = state.service.store().last_ticket();
     if let Some(question) = &question
         && let Some((bytes, ok)) = state.answers.get(commit, question)
@@ -251,6 +247,11 @@ async fn answer(
         metrics::graphql_operation(metered::operation_label(&request), ok);
         return bytes_answer(bytes);
     }
+    let mut request = request.data(credentials);
+    if let Err(e) = state.limits.admit(&mut request) {
+        return json_answer(&async_graphql::Response::from_errors(vec![e])).0;
+    }
+    let question = question.filter(|_| answers::read_only(&mut request));
     let mut response = state.schema.execute(request).await;
     limits::tag_errors(&mut response);
     let (http, bytes) = json_answer(&response);
