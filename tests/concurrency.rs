@@ -10,7 +10,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{CALL_RECORDING, TestApp, encode, platform, platform_path, platforms_path};
+use common::{
+    CALL_RECORDING, TestApp, encode, platform, platform_path, platforms_path, usage_groups,
+};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use reqwest::{Method, StatusCode};
@@ -197,17 +199,7 @@ async fn sixty_four_clients_keep_the_invariants() {
     }
     for name in &names {
         let (_, usage) = app.get(&format!("{}usage/", platform_path(name))).await;
-        let listed: BTreeSet<(String, String)> = usage["groups"]
-            .as_array()
-            .expect("groups")
-            .iter()
-            .map(|g| {
-                (
-                    g["tenantId"].as_str().expect("id").to_owned(),
-                    g["groupId"].as_str().expect("id").to_owned(),
-                )
-            })
-            .collect();
+        let listed = usage_groups(&usage);
         assert_eq!(
             listed,
             assigned.remove(name).unwrap_or_default(),

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use common::process::Process;
-use common::{encode, platform_path, platforms_path};
+use common::{encode, platform_path, platforms_path, usage_groups};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use reqwest::Method;
@@ -478,17 +478,7 @@ async fn verify(api: &Api, tracked: &mut Tracked, round: usize, seed: u64) {
     }
     for name in &names {
         let usage = api.get(&format!("{}usage/", platform_path(name))).await;
-        let listed: BTreeSet<(String, String)> = usage["groups"]
-            .as_array()
-            .expect("groups")
-            .iter()
-            .map(|g| {
-                (
-                    g["tenantId"].as_str().expect("tenantId").to_owned(),
-                    g["groupId"].as_str().expect("groupId").to_owned(),
-                )
-            })
-            .collect();
+        let listed = usage_groups(&usage);
         assert_eq!(
             listed,
             assigned.remove(name).unwrap_or_default(),

@@ -236,3 +236,18 @@ pub fn encode(segment: &str) -> String {
         })
         .collect()
 }
+
+/// The `(tenantId, groupId)` pairs of a usage answer.
+pub fn usage_groups(usage: &Value) -> std::collections::BTreeSet<(String, String)> {
+    usage["groups"]
+        .as_array()
+        .expect("groups")
+        .iter()
+        .map(|g| {
+            (
+                g["tenantId"].as_str().expect("tenantId").to_owned(),
+                g["groupId"].as_str().expect("groupId").to_owned(),
+            )
+        })
+        .collect()
+}
