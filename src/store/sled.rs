@@ -33,6 +33,8 @@ const COMMITS: &[u8] = b"s:commits";
 /// Beside sled's files: the commit count last known on disk, written after each flush. A
 /// store holding fewer commits than this has lost acknowledged writes.
 const DURABLE_FILE: &str = "durable-commits";
+/// While flushes follow each other, the durable commit count is written out at most this often.
+const RECORD_EVERY: Duration = Duration::from_millis(100);
 const FORMAT_VERSION: &[u8] = b"1";
 /// Separates the parts of a composite key; no id or name may hold a control character.
 const SEP: u8 = 0;
@@ -77,6 +79,8 @@ struct DurableState {
 struct Flusher {
     /// Where the durable commit count is recorded, and the count the tickets start from.
     marker: Option<(PathBuf, u64)>,
+    /// The count last written out, and when.
+    recorded: Mutex<(u64, Option<std::time::Instant>)>,
     wanted: Mutex<(u64, bool)>,
     wake: Condvar,
     durable: watch::Sender<DurableState>,
@@ -191,6 +195,7 @@ impl SledStore {
         let (durable, _) = watch::channel(DurableState::default());
         let flusher = Arc::new(Flusher {
             marker: Some((marker_path, base)),
+            recorded: Mutex::new((0, None)),
             wanted: Mutex::new((0, false)),
             wake: Condvar::new(),
             durable,
@@ -298,26 +303,52 @@ fn open_error(path: &Path, e: sled::Error) -> anyhow::Error {
     }
 }
 
+/// What the flusher does next.
+enum Next {
+    Flush(u64),
+    Record(u64),
+}
+
 impl Flusher {
     fn run(&self, db: &sled::Db) {
         loop {
-            let target = {
+            let next = {
                 let Ok(mut wanted) = self.wanted.lock() else {
                     return;
                 };
                 loop {
                     let (seq, stopping) = *wanted;
-                    if seq > self.durable.borrow().seq {
-                        break seq;
+                    let durable = self.durable.borrow().seq;
+                    if seq > durable {
+                        break Next::Flush(seq);
                     }
                     if stopping {
+                        // The store's drop records the final count.
                         return;
                     }
-                    wanted = match self.wake.wait(wanted) {
-                        Ok(w) => w,
-                        Err(_) => return,
-                    };
+                    if self.recorded_below(durable) {
+                        // Record the last flushes once the writes pause.
+                        let Ok((w, waited)) = self.wake.wait_timeout(wanted, RECORD_EVERY) else {
+                            return;
+                        };
+                        wanted = w;
+                        if waited.timed_out() {
+                            break Next::Record(durable);
+                        }
+                    } else {
+                        wanted = match self.wake.wait(wanted) {
+                            Ok(w) => w,
+                            Err(_) => return,
+                        };
+                    }
                 }
+            };
+            let target = match next {
+                Next::Record(seq) => {
+                    self.record_durable(seq, true);
+                    continue;
+                }
+                Next::Flush(target) => target,
             };
             let started = std::time::Instant::now();
             let flushed = db.flush();
@@ -325,8 +356,8 @@ impl Flusher {
                 .record(started.elapsed().as_secs_f64());
             match flushed {
                 Ok(_) => {
-                    self.record_durable(target);
                     self.durable.send_modify(|d| d.seq = d.seq.max(target));
+                    self.record_durable(target, false);
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "store flush failed; writes are not acknowledged");
@@ -337,16 +368,30 @@ impl Flusher {
         }
     }
 
-    /// Records that the first `seq` commits of this process are on disk. Written without
-    /// fsync: after a power loss the record may lag behind, never run ahead.
-    fn record_durable(&self, seq: u64) {
-        if let Some((path, base)) = &self.marker {
-            let tmp = path.with_extension("tmp");
-            let written = std::fs::write(&tmp, (base + seq).to_string())
-                .and_then(|_| std::fs::rename(&tmp, path));
-            if let Err(e) = written {
-                tracing::warn!(error = %e, "cannot record the durable commit count");
-            }
+    fn recorded_below(&self, seq: u64) -> bool {
+        self.recorded.lock().map(|r| r.0 < seq).unwrap_or(false)
+    }
+
+    /// Records that the first `seq` commits of this process are on disk: at most every
+    /// [`RECORD_EVERY`] while flushes follow each other (unless `now`), so the file costs
+    /// nothing per write. Written without fsync: the record may lag behind the store (after a
+    /// busy moment, or a power loss), never run ahead of it.
+    fn record_durable(&self, seq: u64, now: bool) {
+        let Some((path, base)) = &self.marker else {
+            return;
+        };
+        let Ok(mut recorded) = self.recorded.lock() else {
+            return;
+        };
+        if !now && recorded.1.is_some_and(|at| at.elapsed() < RECORD_EVERY) {
+            return;
+        }
+        let tmp = path.with_extension("tmp");
+        let written = std::fs::write(&tmp, (base + seq).to_string())
+            .and_then(|_| std::fs::rename(&tmp, path));
+        match written {
+            Ok(()) => *recorded = (seq, Some(std::time::Instant::now())),
+            Err(e) => tracing::warn!(error = %e, "cannot record the durable commit count"),
         }
     }
 
@@ -374,7 +419,7 @@ impl Drop for SledStore {
         match self.db.flush() {
             Ok(_) if self.flush => self
                 .flusher
-                .record_durable(self.committed.load(Ordering::SeqCst)),
+                .record_durable(self.committed.load(Ordering::SeqCst), true),
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "final store flush failed"),
         }
@@ -567,5 +612,45 @@ impl Store for SledStore {
             .insert(PROBE, now.to_string().as_bytes())
             .map_err(storage)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn marker(dir: &Path) -> u64 {
+        std::fs::read_to_string(dir.join(DURABLE_FILE))
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    #[tokio::test]
+    async fn the_durable_count_is_recorded_once_writes_pause() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(StoreOptions::new(dir.path())).unwrap();
+        for i in 0..5 {
+            let change = Change::PutSecret(format!("k{i}"), vec![1]);
+            let ticket = store.write().commit(vec![change]).unwrap();
+            store.durable(ticket).await.unwrap();
+        }
+        // Written within RECORD_EVERY of the pause, without closing the store.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while marker(dir.path()) < 5 {
+            assert!(std::time::Instant::now() < deadline, "never recorded");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(marker(dir.path()), 5);
+        drop(store);
+        let store = SledStore::open(StoreOptions::new(dir.path())).unwrap();
+        let ticket = store
+            .write()
+            .commit(vec![Change::PutSecret("k".into(), vec![2])])
+            .unwrap();
+        store.durable(ticket).await.unwrap();
+        drop(store);
+        // Counted over the store's life, across restarts.
+        assert_eq!(marker(dir.path()), 6);
     }
 }
