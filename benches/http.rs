@@ -45,6 +45,8 @@ struct Settings {
     warm_up: Duration,
     duration: Duration,
     connections: usize,
+    /// Each measurement runs once per round; ratios are the median of the rounds'.
+    rounds: usize,
     small_store: usize,
     large_store: usize,
 }
@@ -55,8 +57,9 @@ impl Settings {
             Settings {
                 full,
                 warm_up: Duration::from_secs(1),
-                duration: Duration::from_secs(5),
+                duration: Duration::from_secs(3),
                 connections: 64,
+                rounds: 3,
                 small_store: 1_000,
                 large_store: 100_000,
             }
@@ -66,6 +69,7 @@ impl Settings {
                 warm_up: Duration::from_millis(50),
                 duration: Duration::from_millis(300),
                 connections: 4,
+                rounds: 1,
                 small_store: 200,
                 large_store: 2_000,
             }
@@ -361,7 +365,7 @@ struct Row {
     ratio: Option<(f64, String)>,
 }
 
-fn row(name: impl Into<String>, load: &Load, ratio: Option<(f64, &str)>) -> anyhow::Result<Row> {
+fn row(name: impl Into<String>, load: &Load, ratio: Option<(f64, String)>) -> anyhow::Result<Row> {
     let name = name.into();
     ensure!(load.requests > 0, "{name}: no request completed");
     ensure!(
@@ -375,7 +379,7 @@ fn row(name: impl Into<String>, load: &Load, ratio: Option<(f64, &str)>) -> anyh
         per_second: load.per_second(),
         p50_ms: load.p50_ms(),
         p99_ms: load.p99_ms(),
-        ratio: ratio.map(|(r, what)| (r, what.to_owned())),
+        ratio,
     })
 }
 
@@ -413,16 +417,6 @@ async fn run(s: Settings) -> anyhow::Result<()> {
     let ceiling_file = folder("ceiling.json");
     std::fs::write(&ceiling_file, &list)?;
 
-    eprintln!("REST list…");
-    let rest = drive(
-        server.addr,
-        c,
-        s.warm_up,
-        s.duration,
-        get(server.addr, LIST, &token),
-    )
-    .await?;
-    eprintln!("GraphQL list…");
     let probe = reqwest::Client::new()
         .post(format!("http://{}/graphql", server.addr))
         .bearer_auth(&token)
@@ -438,148 +432,129 @@ async fn run(s: Settings) -> anyhow::Result<()> {
         graphql_works,
         "the GraphQL list does not answer the 100 platforms"
     );
-    let gql = drive(
-        server.addr,
-        c,
-        s.warm_up,
-        s.duration,
-        graphql(server.addr, &token, false),
-    )
-    .await?;
-    eprintln!("GraphQL list, every query distinct…");
-    let gql_executed = drive(
-        server.addr,
-        c,
-        s.warm_up,
-        s.duration,
-        graphql(server.addr, &token, true),
-    )
-    .await?;
-    eprintln!("durable writes…");
-    let write_1 = drive(
-        server.addr,
-        1,
-        s.warm_up,
-        s.duration,
-        modify(server.addr, &token),
-    )
-    .await?;
-    let write_c = drive(
-        server.addr,
-        c,
-        s.warm_up,
-        s.duration,
-        modify(server.addr, &token),
-    )
-    .await?;
-    let rss_platforms = server.peak_rss_mib();
-    server.stop().await?;
-
-    eprintln!("ceiling…");
     let me = std::env::current_exe()?;
     let ceiling_server =
         Server::start(&me, &["--ceiling", &ceiling_file.display().to_string()]).await?;
-    let ceiling = drive(
-        ceiling_server.addr,
-        c,
-        s.warm_up,
-        s.duration,
-        get(ceiling_server.addr, LIST, &token),
-    )
-    .await?;
-    ceiling_server.stop().await?;
-
-    eprintln!("writes with flushing off…");
     let unflushed = Server::gateway(&folder("unflushed"), &["--unsafe-skip-flush"]).await?;
     let token_u = unflushed.token().await?;
-    let write_u = drive(
-        unflushed.addr,
-        c,
-        s.warm_up,
-        s.duration,
-        modify(unflushed.addr, &token_u),
-    )
-    .await?;
-    unflushed.stop().await?;
-
-    eprintln!("usage…");
     let usage_path = format!("{LIST}{MEASURED}/usage/");
     let small = Server::gateway(&folder("small"), &[]).await?;
     let token_s = small.token().await?;
-    let usage_small = drive(
-        small.addr,
-        c,
-        s.warm_up,
-        s.duration,
-        get(small.addr, &usage_path, &token_s),
-    )
-    .await?;
-    let startup_small = small.startup;
-    small.stop().await?;
     let large = Server::gateway(&folder("large"), &[]).await?;
     let token_l = large.token().await?;
-    let usage_large = drive(
-        large.addr,
+
+    // Every server is up, only one under load at a time. Each round runs every measurement
+    // once, in turn, so that a machine whose speed drifts slows a figure and its baseline
+    // alike; each ratio is the median of the rounds' ratios.
+    let run = |addr: SocketAddr, connections: usize, make: MakeRequest| {
+        drive(addr, connections, s.warm_up, s.duration, make)
+    };
+    let mut reads = Vec::new();
+    let mut writes = Vec::new();
+    let mut usages = Vec::new();
+    for round in 1..=s.rounds {
+        eprintln!("round {round} of {}: reads…", s.rounds);
+        let ceiling = run(
+            ceiling_server.addr,
+            c,
+            get(ceiling_server.addr, LIST, &token),
+        )
+        .await?;
+        let rest = run(server.addr, c, get(server.addr, LIST, &token)).await?;
+        let gql = run(server.addr, c, graphql(server.addr, &token, false)).await?;
+        reads.push((ceiling, rest, gql));
+        eprintln!("round {round}: writes…");
+        let one = run(server.addr, 1, modify(server.addr, &token)).await?;
+        let many = run(server.addr, c, modify(server.addr, &token)).await?;
+        let unsafe_many = run(unflushed.addr, c, modify(unflushed.addr, &token_u)).await?;
+        writes.push((one, many, unsafe_many));
+        eprintln!("round {round}: usage…");
+        let in_small = run(small.addr, c, get(small.addr, &usage_path, &token_s)).await?;
+        let in_large = run(large.addr, c, get(large.addr, &usage_path, &token_l)).await?;
+        usages.push((in_small, in_large));
+    }
+    eprintln!("GraphQL list, every query distinct…");
+    let gql_executed = run(server.addr, c, graphql(server.addr, &token, true)).await?;
+    let ceiling_after = run(
+        ceiling_server.addr,
         c,
-        s.warm_up,
-        s.duration,
-        get(large.addr, &usage_path, &token_l),
+        get(ceiling_server.addr, LIST, &token),
     )
     .await?;
-    let startup_large = large.startup;
-    let rss_large = large.peak_rss_mib();
-    large.stop().await?;
 
-    let ceiling_rate = ceiling.per_second();
-    let mut rows = vec![
+    let rss_platforms = server.peak_rss_mib();
+    let rss_large = large.peak_rss_mib();
+    let (startup_small, startup_large) = (small.startup, large.startup);
+    for server in [server, ceiling_server, unflushed, small, large] {
+        server.stop().await?;
+    }
+
+    let median = |ratios: Vec<f64>| -> (usize, f64) {
+        let mut order: Vec<usize> = (0..ratios.len()).collect();
+        order.sort_by(|a, b| ratios[*a].total_cmp(&ratios[*b]));
+        let i = order[order.len() / 2];
+        (i, ratios[i])
+    };
+    let rate = |l: &Load| l.per_second();
+    let (i_rest, rest_ratio) = median(reads.iter().map(|(c, r, _)| rate(r) / rate(c)).collect());
+    let (i_gql, gql_ratio) = median(reads.iter().map(|(c, _, g)| rate(g) / rate(c)).collect());
+    let (i_scale, scale_ratio) = median(writes.iter().map(|(o, m, _)| rate(m) / rate(o)).collect());
+    let (i_flush, flush_ratio) = median(writes.iter().map(|(_, m, u)| rate(m) / rate(u)).collect());
+    let (i_usage, usage_ratio) = median(
+        usages
+            .iter()
+            .map(|(sm, lg)| lg.p50_ms() / sm.p50_ms())
+            .collect(),
+    );
+    let executed_ratio = rate(&gql_executed) / rate(&ceiling_after);
+    let ratio_note = if s.rounds > 1 {
+        format!(", median of {} rounds", s.rounds)
+    } else {
+        String::new()
+    };
+    let rows = vec![
         row(
             format!("ceiling: bare axum, same JSON, {c} conns"),
-            &ceiling,
+            &reads[i_rest].0,
             None,
         )?,
         row(
             format!("REST list, 100 platforms, {c} conns"),
-            &rest,
-            Some((rest.per_second() / ceiling_rate, "of ceiling")),
+            &reads[i_rest].1,
+            Some((rest_ratio, format!("of ceiling{ratio_note}"))),
+        )?,
+        row(
+            format!("GraphQL list, 100 platforms, {c} conns"),
+            &reads[i_gql].2,
+            Some((gql_ratio, format!("of ceiling{ratio_note}"))),
+        )?,
+        row(
+            format!("GraphQL list, every query distinct (executed), {c} conns"),
+            &gql_executed,
+            Some((executed_ratio, "of ceiling measured next to it".into())),
+        )?,
+        row("durable PUT, 1 client", &writes[i_scale].0, None)?,
+        row(
+            format!("durable PUT, {c} clients"),
+            &writes[i_scale].1,
+            Some((scale_ratio, format!("× 1 client{ratio_note}"))),
+        )?,
+        row(
+            format!("PUT with flushing off, {c} clients"),
+            &writes[i_flush].2,
+            Some((flush_ratio, format!("durable ÷ this{ratio_note}"))),
+        )?,
+        row(
+            format!("usage, 10 of {} groups", s.small_store),
+            &usages[i_usage].0,
+            None,
+        )?,
+        row(
+            format!("usage, 10 of {} groups", s.large_store),
+            &usages[i_usage].1,
+            Some((usage_ratio, format!("p50 ÷ small store{ratio_note}"))),
         )?,
     ];
-    rows.push(row(
-        format!("GraphQL list, 100 platforms, {c} conns"),
-        &gql,
-        Some((gql.per_second() / ceiling_rate, "of ceiling")),
-    )?);
-    rows.push(row(
-        format!("GraphQL list, every query distinct (executed), {c} conns"),
-        &gql_executed,
-        Some((gql_executed.per_second() / ceiling_rate, "of ceiling")),
-    )?);
-    rows.push(row("durable PUT, 1 client", &write_1, None)?);
-    rows.push(row(
-        format!("durable PUT, {c} clients"),
-        &write_c,
-        Some((write_c.per_second() / write_1.per_second(), "× 1 client")),
-    )?);
-    rows.push(row(
-        format!("PUT with flushing off, {c} clients"),
-        &write_u,
-        Some((
-            write_c.per_second() / write_u.per_second(),
-            "durable ÷ this",
-        )),
-    )?);
-    rows.push(row(
-        format!("usage, 10 of {} groups", s.small_store),
-        &usage_small,
-        None,
-    )?);
-    rows.push(row(
-        format!("usage, 10 of {} groups", s.large_store),
-        &usage_large,
-        Some((
-            usage_large.p50_ms() / usage_small.p50_ms(),
-            "p50 ÷ small store",
-        )),
-    )?);
 
     let peak_rss = [rss_platforms, rss_large]
         .into_iter()
@@ -609,25 +584,19 @@ async fn run(s: Settings) -> anyhow::Result<()> {
     );
 
     let targets = [
-        (
-            "REST list ≥ 0.70 of ceiling",
-            rest.per_second() / ceiling_rate >= 0.70,
-        ),
-        (
-            "GraphQL list ≥ 0.40 of ceiling",
-            gql.per_second() / ceiling_rate >= 0.40,
-        ),
+        ("REST list ≥ 0.70 of ceiling", rest_ratio >= 0.70),
+        ("GraphQL list ≥ 0.40 of ceiling", gql_ratio >= 0.40),
         (
             "durable writes, 64 clients ≥ 0.5× flushing off",
-            write_c.per_second() / write_u.per_second() >= 0.5,
+            flush_ratio >= 0.5,
         ),
         (
             "durable writes, 64 clients ≥ 3× 1 client",
-            write_c.per_second() / write_1.per_second() >= 3.0,
+            scale_ratio >= 3.0,
         ),
         (
             "usage p50 at 100,000 groups ≤ 1.5× at 1,000",
-            usage_large.p50_ms() / usage_small.p50_ms() <= 1.5,
+            usage_ratio <= 1.5,
         ),
         ("peak RSS < 100 MiB", peak_rss > 0.0 && peak_rss < 100.0),
     ];

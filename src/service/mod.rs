@@ -15,7 +15,7 @@ use tokio::sync::broadcast;
 
 pub use self::events::Event;
 pub use self::platforms::{PlatformEntry, PlatformList};
-use self::sessions::KnownSession;
+use self::sessions::KnownToken;
 pub use self::sessions::{LoginAnswer, SessionSettings};
 use crate::auth::{Throttle, Tokens};
 use crate::error::Result;
@@ -35,8 +35,8 @@ pub struct Service {
     settings: SessionSettings,
     /// The platform list as last read, dropped by every commit (see [`Service::platforms`]).
     platform_list: Mutex<Option<Arc<PlatformList>>>,
-    /// Sessions checked since the last commit (see `principal_of_session`).
-    principals: Mutex<HashMap<String, KnownSession>>,
+    /// Access tokens checked since the last commit (see `authenticate`).
+    principals: Mutex<HashMap<String, KnownToken>>,
 }
 
 /// What a decision produces: the answer, the changes to commit, and the events they make.

@@ -13,11 +13,12 @@ use crate::model::Principal;
 use crate::store::{Change, Session, Store, Ticket};
 
 const TOKEN_KEY: &str = "token-signing-key";
-/// Sessions remembered between commits; past this many the memory starts over.
-const KNOWN_SESSIONS: usize = 4096;
+/// Tokens remembered between commits; past this many the memory starts over.
+const KNOWN_TOKENS: usize = 4096;
 
-/// A session found live at a commit, with its user's principal at that commit.
-pub(super) struct KnownSession {
+/// An access token found valid at a commit, with its user's principal at that commit; good
+/// until its token or session expires.
+pub(super) struct KnownToken {
     commit: Ticket,
     principal: Principal,
     expires_at: u64,
@@ -135,28 +136,49 @@ impl Service {
         })
     }
 
-    /// The principal of a valid access token whose session and user still exist.
+    /// The principal of a valid access token whose session and user still exist. Every
+    /// request asks this, so a token checked since the last commit is answered from memory
+    /// (its signature was verified then, and the same text cannot say anything else); any
+    /// commit (a logout, a deleted user, a new level) makes every remembered answer stale.
+    /// Expiry is checked on every use.
     pub fn authenticate(&self, access_token: &str) -> Result<Principal> {
-        let claims = self.tokens.verify(access_token, TokenKind::Access)?;
-        self.principal_of_session(&claims.sid, &claims.sub)
-    }
-
-    /// The principal of a live session. Every request asks this, so a session checked since
-    /// the last commit is answered from memory; any commit (a logout, a deleted user, a new
-    /// level) makes every remembered answer stale.
-    fn principal_of_session(&self, session: &str, username: &str) -> Result<Principal> {
         let now = now();
         if let Some(known) = self
             .principals
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get(session)
+            .get(access_token)
             && known.commit == self.store.last_ticket()
-            && known.principal.username == username
             && known.expires_at > now
         {
             return Ok(known.principal.clone());
         }
+        let claims = self.tokens.verify(access_token, TokenKind::Access)?;
+        let (principal, session_expires_at, commit) =
+            self.principal_of_session(&claims.sid, &claims.sub)?;
+        let mut known = self.principals.lock().unwrap_or_else(|p| p.into_inner());
+        if known.len() >= KNOWN_TOKENS {
+            known.clear();
+        }
+        known.insert(
+            access_token.to_owned(),
+            KnownToken {
+                commit,
+                principal: principal.clone(),
+                expires_at: claims.exp.min(session_expires_at),
+            },
+        );
+        Ok(principal)
+    }
+
+    /// The principal of a live session, when its session ends, and the commit this was read
+    /// at.
+    fn principal_of_session(
+        &self,
+        session: &str,
+        username: &str,
+    ) -> Result<(Principal, u64, Ticket)> {
+        let now = now();
         self.read(|r| {
             // Stable while the read lock is held: no commit can land.
             let commit = self.store.last_ticket();
@@ -167,20 +189,7 @@ impl Service {
             let user = r
                 .user(username)?
                 .ok_or_else(|| Error::Unauthenticated("the user no longer exists".into()))?;
-            let principal = Principal::of(&user);
-            let mut known = self.principals.lock().unwrap_or_else(|p| p.into_inner());
-            if known.len() >= KNOWN_SESSIONS {
-                known.clear();
-            }
-            known.insert(
-                session.to_owned(),
-                KnownSession {
-                    commit,
-                    principal: principal.clone(),
-                    expires_at: record.expires_at,
-                },
-            );
-            Ok(principal)
+            Ok((Principal::of(&user), record.expires_at, commit))
         })
     }
 
