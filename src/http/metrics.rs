@@ -1,11 +1,11 @@
 //! Prometheus metrics: one process-wide recorder, and the per-request middleware.
 
-use std::sync::OnceLock;
-use std::time::Instant;
+use std::collections::HashSet;
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
 
-use axum::extract::{MatchedPath, Request};
-use axum::middleware::Next;
-use axum::response::Response;
+use axum::extract::MatchedPath;
+use axum::http::{Method, StatusCode};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 /// Latency buckets, in seconds: sub-millisecond reads up to slow flushes.
@@ -39,23 +39,49 @@ pub fn render() -> String {
     handle().map(|h| h.render()).unwrap_or_default()
 }
 
-/// Counts requests by route template (never the raw path, whose names are unbounded), method
-/// and status, and records their latency.
-pub async fn track(request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".into());
-    let method = request.method().to_string();
-    let response = next.run(request).await;
-    let status = response.status().as_u16().to_string();
-    metrics::counter!("callrec_http_requests_total", "route" => route.clone(), "method" => method.clone(), "status" => status)
+/// Route templates as `&'static str`, so that labelling a request allocates nothing: there
+/// are only as many as the router has routes (and "unmatched").
+fn interned(route: &str) -> &'static str {
+    static ROUTES: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
+    let mut routes = ROUTES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    if let Some(known) = routes.get(route) {
+        return known;
+    }
+    let leaked: &'static str = Box::leak(route.to_owned().into_boxed_str());
+    routes.insert(leaked);
+    leaked
+}
+
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        _ => "other",
+    }
+}
+
+/// Counts one request by route template (never the raw path, whose names are unbounded),
+/// method and status, and records its latency.
+pub fn http_request(
+    route: Option<&MatchedPath>,
+    method: &Method,
+    status: StatusCode,
+    took: Duration,
+) {
+    let route = interned(route.map_or("unmatched", |r| r.as_str()));
+    let method = method_label(method);
+    metrics::counter!("callrec_http_requests_total", "route" => route, "method" => method, "status" => status.as_str().to_owned())
         .increment(1);
     metrics::histogram!("callrec_http_request_duration_seconds", "route" => route, "method" => method)
-        .record(started.elapsed().as_secs_f64());
-    response
+        .record(took.as_secs_f64());
 }
 
 /// One GraphQL operation ended, `ok` when its response had no errors. `operation` is already

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderName, HeaderValue, Method, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -122,22 +122,19 @@ pub fn app(service: Arc<Service>, options: &HttpOptions) -> Router {
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(options.body_limit))
-        .layer(middleware::from_fn(metrics::track))
+        .layer(middleware::from_fn_with_state(
+            options.request_timeout,
+            observe,
+        ))
         .with_state(state(service, options));
     let normalized = ServiceBuilder::new()
         .map_request(with_trailing_slash)
         .service(inner);
-    let mut app = Router::new()
-        .fallback_service(normalized)
-        .layer(middleware::from_fn_with_state(
-            options.request_timeout,
-            time_limit,
-        ));
+    let mut app = Router::new().fallback_service(normalized);
     if !options.cors_origins.is_empty() {
         app = app.layer(cors(&options.cors_origins));
     }
-    app.layer(middleware::from_fn(access_log))
-        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+    app.layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
 }
 
@@ -179,35 +176,36 @@ fn cors(origins: &[String]) -> CorsLayer {
         .expose_headers([REQUEST_ID])
 }
 
-async fn time_limit(State(limit): State<Duration>, request: Request, next: Next) -> Response {
-    match tokio::time::timeout(limit, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => error::ApiError(Error::Timeout(format!(
-            "the request took longer than {} s; a change it asked for may still have been made",
-            limit.as_secs_f64()
-        )))
-        .into_response(),
-    }
-}
-
-/// One line per request. Only the path is logged: credentials travel in headers and bodies.
-async fn access_log(request: Request, next: Next) -> Response {
+/// Around every routed request (and the fallbacks): the time limit (408 past it), then one
+/// access log line and the request metrics, labelled by route template. Only the path is
+/// logged: credentials travel in headers and bodies.
+async fn observe(State(limit): State<Duration>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
+    let route = request.extensions().get::<MatchedPath>().cloned();
     let request_id = request
         .headers()
         .get(&REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_owned();
-    let response = next.run(request).await;
+    let response = match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => error::ApiError(Error::Timeout(format!(
+            "the request took longer than {} s; a change it asked for may still have been made",
+            limit.as_secs_f64()
+        )))
+        .into_response(),
+    };
+    let took = started.elapsed();
+    metrics::http_request(route.as_ref(), &method, response.status(), took);
     tracing::info!(
         target: "access",
         %method,
         path,
         status = response.status().as_u16(),
-        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+        latency_ms = took.as_secs_f64() * 1000.0,
         request_id,
     );
     response
