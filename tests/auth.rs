@@ -2,7 +2,6 @@
 
 mod common;
 
-use callrec_gateway::auth::{Claims, TokenKind};
 use common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -74,48 +73,10 @@ async fn tokens(app: &TestApp) -> Tokens {
     add_user(app, "gone", 16, None, None).await;
     let system = app.login("system", PASSWORD).await;
 
-    // Same user and live session, but past its expiry, signed with the server's own key.
-    let claims = app
-        .service
-        .tokens()
-        .verify(&system, TokenKind::Access)
-        .unwrap();
-    let expired = app
-        .service
-        .tokens()
-        .sign(&Claims {
-            iat: claims.iat - 3600,
-            exp: claims.iat - 1,
-            ..claims
-        })
-        .unwrap();
-
-    let mut tampered = system.clone().into_bytes();
-    // Change the payload's last character: the signature no longer matches.
-    let dot = system.rfind('.').unwrap();
-    tampered[dot - 1] = if tampered[dot - 1] == b'A' {
-        b'B'
-    } else {
-        b'A'
-    };
-
-    let (_, body) = login_body(app, "system", PASSWORD).await;
-    let revoked = body["access_token"].as_str().unwrap().to_owned();
-    let (status, _) = app
-        .call(
-            Method::POST,
-            "/api/v1/logout/",
-            Some(&revoked),
-            Some(json!({"refresh_token": body["refresh_token"]})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
-
-    let deleted = app.login("gone", PASSWORD).await;
-    let (status, _) = app
-        .admin(Method::DELETE, "/api/v1/local/users/gone/", None)
-        .await;
-    assert_eq!(status, StatusCode::OK);
+    let expired = app.expired_token(&system);
+    let tampered = TestApp::tampered_token(&system);
+    let revoked = app.revoked_token("system", PASSWORD).await;
+    let deleted = app.deleted_user_token("gone", PASSWORD).await;
 
     Tokens {
         end_user: app.login("end", PASSWORD).await,
@@ -123,7 +84,7 @@ async fn tokens(app: &TestApp) -> Tokens {
         tenant: app.login("tenant", PASSWORD).await,
         system,
         expired,
-        tampered: String::from_utf8(tampered).unwrap(),
+        tampered,
         revoked,
         deleted,
     }

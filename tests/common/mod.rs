@@ -251,3 +251,66 @@ pub fn usage_groups(usage: &Value) -> std::collections::BTreeSet<(String, String
         })
         .collect()
 }
+
+/// Access tokens in the states every protected route must refuse with 401.
+impl TestApp {
+    /// `token`'s user and live session, but past its expiry, signed with the server's own key.
+    pub fn expired_token(&self, token: &str) -> String {
+        use callrec_gateway::auth::{Claims, TokenKind};
+        let claims = self
+            .service
+            .tokens()
+            .verify(token, TokenKind::Access)
+            .expect("a valid access token");
+        self.service
+            .tokens()
+            .sign(&Claims {
+                iat: claims.iat - 3600,
+                exp: claims.iat - 1,
+                ..claims
+            })
+            .expect("signed")
+    }
+
+    /// `token` with the last character of its payload changed: the signature no longer
+    /// matches.
+    pub fn tampered_token(token: &str) -> String {
+        let mut bytes = token.as_bytes().to_vec();
+        let dot = token.rfind('.').expect("a JWT");
+        bytes[dot - 1] = if bytes[dot - 1] == b'A' { b'B' } else { b'A' };
+        String::from_utf8(bytes).expect("ASCII")
+    }
+
+    /// An access token of a session ended by logout.
+    pub async fn revoked_token(&self, username: &str, password: &str) -> String {
+        let (status, login) = self
+            .call(
+                Method::POST,
+                "/api/v1/login/",
+                None,
+                Some(json!({"username": username, "password": password})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{login}");
+        let token = login["access_token"].as_str().expect("token").to_owned();
+        let (status, _) = self
+            .call(
+                Method::POST,
+                "/api/v1/logout/",
+                Some(&token),
+                Some(json!({"refresh_token": login["refresh_token"]})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        token
+    }
+
+    /// An access token of a user deleted since.
+    pub async fn deleted_user_token(&self, username: &str, password: &str) -> String {
+        let token = self.login(username, password).await;
+        let path = format!("/api/v1/local/users/{}/", encode(username));
+        let (status, _) = self.admin(Method::DELETE, &path, None).await;
+        assert_eq!(status, StatusCode::OK);
+        token
+    }
+}
