@@ -27,7 +27,6 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-pub use self::metrics::install as install_metrics;
 use crate::error::Error;
 use crate::service::Service;
 
@@ -93,11 +92,6 @@ fn documented(options: &HttpOptions) -> OpenApiRouter<AppState> {
     } else {
         router
     }
-}
-
-/// The OpenAPI document of every REST path.
-pub fn openapi_document() -> utoipa::openapi::OpenApi {
-    documented(&HttpOptions::default()).into_openapi()
 }
 
 /// The whole application; tests serve the same router.
