@@ -13,9 +13,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use callrec_gateway::model::Principal;
-use callrec_gateway::service::Service;
-use common::{TestApp, encode, platform};
+use common::{TestApp, encode, platform, store_snapshot};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -25,32 +23,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 const CR: &str = "/api/v1/system/services/call_recording";
-
-/// Everything the store holds that a request could change (sessions aside: logins make them).
-fn snapshot(service: &Service) -> String {
-    let who = Principal::console();
-    let list = service.platforms(&who).expect("platforms");
-    let usage: Vec<_> = list
-        .platforms
-        .iter()
-        .map(|p| service.usage(&who, &p.name).expect("usage"))
-        .collect();
-    let tenants = service.tenants(&who).expect("tenants");
-    let groups: Vec<_> = tenants
-        .iter()
-        .map(|t| service.groups(&who, &t.tenant_id).expect("groups"))
-        .collect();
-    let users: Vec<_> = service
-        .users(&who)
-        .expect("users")
-        .iter()
-        .map(|u| format!("{u:?}"))
-        .collect();
-    format!(
-        "{list:?}\n{usage:?}\n{:?}\n{tenants:?}\n{groups:?}\n{users:?}",
-        service.properties(&who).expect("properties")
-    )
-}
 
 struct Raw {
     status: u16,
@@ -474,7 +446,7 @@ async fn hostile_requests_get_documented_refusals_and_change_nothing() {
 
     let started = Instant::now();
     let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
-    let mut before = snapshot(&app.service);
+    let mut before = store_snapshot(&app.service);
     let mut framing_refused = 0;
     for i in 0..count {
         let Generated {
@@ -508,7 +480,7 @@ async fn hostile_requests_get_documented_refusals_and_change_nothing() {
                 String::from_utf8_lossy(&answer.body)
             );
         }
-        let after = snapshot(&app.service);
+        let after = store_snapshot(&app.service);
         if !(200..300).contains(&answer.status) {
             assert_eq!(before, after, "{ctx}: a refused request changed the store");
         }

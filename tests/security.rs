@@ -8,7 +8,6 @@ mod common;
 use std::process::Stdio;
 use std::time::Duration;
 
-use callrec_gateway::model::Principal;
 use common::process::{Process, command};
 use common::*;
 use reqwest::{Method, StatusCode};
@@ -165,27 +164,6 @@ async fn tokens(app: &TestApp) -> Tokens {
         ),
         (Who::SystemAdmin, Some(system)),
     ])
-}
-
-/// Everything a tenant or group route could change.
-fn snapshot(app: &TestApp) -> String {
-    let who = Principal::console();
-    let s = &app.service;
-    let tenants = s.tenants(&who).expect("tenants");
-    let groups: Vec<_> = tenants
-        .iter()
-        .map(|t| s.groups(&who, &t.tenant_id).expect("groups"))
-        .collect();
-    let users: Vec<_> = s
-        .users(&who)
-        .expect("users")
-        .iter()
-        .map(|u| format!("{u:?}"))
-        .collect();
-    format!(
-        "{tenants:?}\n{groups:?}\n{users:?}\n{:?}",
-        s.platforms(&who).expect("platforms")
-    )
 }
 
 #[tokio::test]
@@ -430,7 +408,7 @@ async fn tenant_and_group_routes_at_every_level_and_token_state() {
         ];
         for (method, path, body, need, success) in operations {
             let want = expected(who, need, success);
-            let before = snapshot(&app);
+            let before = store_snapshot(&app.service);
             let (status, answer) = app.call(method.clone(), &path, tokens.of(who), body).await;
             assert_eq!(status, want, "{who:?} {method} {path}: {answer}");
             if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
@@ -445,7 +423,7 @@ async fn tenant_and_group_routes_at_every_level_and_token_state() {
                 );
                 assert_eq!(
                     before,
-                    snapshot(&app),
+                    store_snapshot(&app.service),
                     "{who:?} {method} {path} changed the store"
                 );
             }

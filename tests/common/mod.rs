@@ -314,3 +314,31 @@ impl TestApp {
         token
     }
 }
+
+/// Everything a refused request must leave as it was: platforms and the default, usage,
+/// properties, tenants, groups and users, read through the service.
+pub fn store_snapshot(service: &Service) -> String {
+    use callrec_gateway::model::Principal;
+    let who = Principal::console();
+    let list = service.platforms(&who).expect("platforms");
+    let usage: Vec<_> = list
+        .platforms
+        .iter()
+        .map(|p| service.usage(&who, &p.name).expect("usage"))
+        .collect();
+    let tenants = service.tenants(&who).expect("tenants");
+    let groups: Vec<_> = tenants
+        .iter()
+        .map(|t| service.groups(&who, &t.tenant_id).expect("groups"))
+        .collect();
+    let users: Vec<_> = service
+        .users(&who)
+        .expect("users")
+        .iter()
+        .map(|u| format!("{u:?}"))
+        .collect();
+    format!(
+        "{list:?}\n{usage:?}\n{:?}\n{tenants:?}\n{groups:?}\n{users:?}",
+        service.properties(&who).expect("properties")
+    )
+}
