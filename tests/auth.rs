@@ -106,7 +106,8 @@ impl Tokens {
     }
 }
 
-/// What DESIGN.md says the caller gets, given the lowest level allowed.
+/// What the authorization rules (README, the model's `Level`) give the caller, given the
+/// lowest level allowed.
 fn expected(who: Who, minimum: u8) -> StatusCode {
     let level = match who {
         Who::EndUser => 0,

@@ -1,6 +1,6 @@
 //! Model checking: random sequences of operations, some of them invalid, applied both to the
-//! real `Service` over a sled store and to a small in-memory reference model written from
-//! DESIGN.md's rules. Every answer (the value, or the error's sub code and field) and the
+//! real `Service` over a sled store and to a small in-memory reference model written from the
+//! rules in README and the model's module documentation. Every answer (the value, or the error's sub code and field) and the
 //! final state must agree.
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -1,6 +1,6 @@
 //! The authorization matrix of the tenant and group routes — every route × every caller
 //! (levels, another tenant's or group's admin, and every bad token state) gets exactly the
-//! 401, 403 or success README and DESIGN.md name, and a refused request changes nothing —
+//! 401, 403 or success that README's authorization rules name, and a refused request changes nothing —
 //! and a damaged data folder, which must stop the server with a clear error, never a panic.
 
 mod common;
