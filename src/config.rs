@@ -99,6 +99,11 @@ pub struct ServeArgs {
     /// Log line format (the level is set by RUST_LOG, default info).
     #[arg(long, env = "CALLREC_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// After the store fails (a full disk, an I/O error: it then takes no write, and /readyz
+    /// answers 503), how long the server goes on serving reads before it stops with exit code
+    /// 75, so that a supervisor restarts it and the restart reopens the store; in seconds.
+    #[arg(long, env = "CALLREC_STORE_FAILURE_EXIT", default_value_t = 10)]
+    pub store_failure_exit: u64,
     /// Benchmarks only: acknowledge writes before they reach the disk.
     #[arg(long, hide = true)]
     pub unsafe_skip_flush: bool,

@@ -16,8 +16,14 @@ async fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
+            // Not eprintln!: it panics when stderr cannot be written (a full disk).
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr(), "error: {e:#}");
+            if e.is::<callrec_gateway::server::StoreFailed>() {
+                std::process::ExitCode::from(callrec_gateway::server::StoreFailed::EXIT_CODE)
+            } else {
+                std::process::ExitCode::FAILURE
+            }
         }
     }
 }

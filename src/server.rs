@@ -15,6 +15,17 @@ use crate::http::{self, HttpOptions};
 use crate::service::{Service, SessionSettings};
 use crate::store::{SledStore, StoreOptions};
 
+/// The server stopped because its store could not write (a full disk, an I/O error): the
+/// exit code is [`StoreFailed::EXIT_CODE`] so that a supervisor restarts it.
+#[derive(Debug, thiserror::Error)]
+#[error("the store failed and could not take writes: {0}")]
+pub struct StoreFailed(pub String);
+
+impl StoreFailed {
+    /// EX_TEMPFAIL: try again later (the restart reopens the store once it can write).
+    pub const EXIT_CODE: u8 = 75;
+}
+
 /// A bound server, not yet serving.
 pub struct Server {
     listener: TcpListener,
@@ -22,6 +33,8 @@ pub struct Server {
     service: Arc<Service>,
     options: HttpOptions,
     serve_options: ServeOptions,
+    /// How long the server goes on (reads only) after its store failed, before it stops.
+    store_failure_exit: Duration,
     /// The password of the `admin` user created in an empty store, when none was given.
     pub generated_admin_password: Option<String>,
 }
@@ -89,6 +102,7 @@ impl Server {
                 shutdown_grace: Duration::from_secs(args.shutdown_grace),
                 draining,
             },
+            store_failure_exit: Duration::from_secs(args.store_failure_exit),
             generated_admin_password,
         })
     }
@@ -130,32 +144,79 @@ impl Server {
                 .await
             })
         });
+        let grace = self.serve_options.shutdown_grace;
+        let failure_exit = self.store_failure_exit;
+        let service = self.service.clone();
+        let (failed_tx, mut failed_rx) = tokio::sync::oneshot::channel();
         serve(self.listener, router, self.serve_options, async move {
-            shutdown.await;
+            tokio::pin!(shutdown);
+            tokio::select! {
+                () = &mut shutdown => {}
+                cause = service.store_failed() => {
+                    tracing::error!(
+                        error = %cause,
+                        "the store failed: writes answer 503 and /readyz is not ready; stopping in {} s so that a restart reopens it",
+                        failure_exit.as_secs_f64()
+                    );
+                    let _ = failed_tx.send(cause);
+                    tokio::select! {
+                        () = &mut shutdown => {}
+                        () = tokio::time::sleep(failure_exit) => {}
+                    }
+                }
+            }
             let _ = stop.send(true);
         })
         .await;
         if let Some(metrics) = metrics {
             let _ = metrics.await;
         }
-        self.service.flush().await?;
-        Ok(())
+        // The final flush has a time limit too: a store that cannot write must not hold the
+        // process past its grace period.
+        let flushed = match tokio::time::timeout(grace, self.service.flush()).await {
+            Ok(flushed) => flushed.map_err(anyhow::Error::from),
+            Err(_) => Err(anyhow::anyhow!(
+                "the final flush did not finish within {} s",
+                grace.as_secs_f64()
+            )),
+        };
+        let failed = failed_rx.try_recv().ok();
+        match (flushed, failed) {
+            (Ok(()), None) => Ok(()),
+            (Ok(()), Some(cause)) | (Err(_), Some(cause)) => Err(StoreFailed(cause).into()),
+            (Err(e), None) => Err(StoreFailed(format!("{e:#}")).into()),
+        }
     }
 }
 
-pub fn init_logging(format: LogFormat) {
+/// Lines the log writer may hold while stderr is slow; past that, lines are dropped.
+const LOG_BUFFER_LINES: usize = 16_384;
+
+/// Logs to stderr through a writer thread of its own: a request only queues its line, so a
+/// stderr that blocks (a pipe nobody reads) or fails (a full disk) never stalls or breaks a
+/// request; lines that cannot be written are dropped. Keep the guard until exit: dropping it
+/// writes out what is queued.
+pub fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     use std::io::IsTerminal;
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(true)
+        .buffered_lines_limit(LOG_BUFFER_LINES)
+        .thread_name("log-writer")
+        .finish(std::io::stderr());
     // Colour codes only for a person at a terminal, never into files or log collectors.
+    // A line that cannot be written is not reported on stderr either (that would fail too).
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
+        .log_internal_errors(false)
+        .with_writer(writer);
     let _ = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
+    guard
 }
 
 /// SIGINT or SIGTERM. The handlers are installed on the call, before the `listening on` line
@@ -185,7 +246,7 @@ fn stop_signal() -> anyhow::Result<impl Future<Output = ()> + Send + 'static> {
 
 /// `callrec-gateway serve`.
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    init_logging(args.log_format);
+    let _log = init_logging(args.log_format);
     let admin_password = std::env::var("CALLREC_ADMIN_PASSWORD")
         .ok()
         .filter(|p| !p.is_empty());
@@ -194,8 +255,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         admin_password,
     })
     .await?;
+    use std::io::Write;
     if let Some(password) = &server.generated_admin_password {
-        eprintln!(
+        // Outside the log, which must never carry it; not eprintln!, which panics when stderr
+        // cannot be written.
+        let _ = writeln!(
+            std::io::stderr(),
             "created user 'admin' (System Admin) with password: {password}\n\
              (shown only now; set CALLREC_ADMIN_PASSWORD before the first start to choose it)"
         );
@@ -205,9 +270,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(metrics) = server.metrics_addr() {
         tracing::info!("metrics on http://{metrics}/metrics");
     }
-    println!("listening on http://{addr}");
-    use std::io::Write;
-    let _ = std::io::stdout().flush();
+    let mut stdout = std::io::stdout();
+    let _ = writeln!(stdout, "listening on http://{addr}").and_then(|()| stdout.flush());
     server.serve_until(stop).await?;
     tracing::info!("stopped; every acknowledged write is on disk");
     Ok(())

@@ -23,6 +23,20 @@ use crate::store::{Change, Read, Store, Ticket};
 
 const EVENT_BUFFER: usize = 1024;
 
+/// Runs a call into the store. sled can block inside a call (a full disk, a slow device, its
+/// global lock held by a blocked batch); on a multi-threaded runtime the calling worker first
+/// hands its other tasks to another thread, so requests that do not need the store (health
+/// checks, answers kept in memory) keep being served.
+fn off_runtime<T>(f: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}
+
 pub struct Service {
     store: Arc<dyn Store>,
     /// Queues writers so that waiting for the store's writer lock never blocks a runtime thread.
@@ -95,15 +109,17 @@ impl Service {
     }
 
     fn read<T>(&self, f: impl FnOnce(&dyn Read) -> Result<T>) -> Result<T> {
-        let view = self.store.read();
-        f(&*view)
+        off_runtime(|| {
+            let view = self.store.read();
+            f(&*view)
+        })
     }
 
     /// Runs `decide` under the writer lock, commits what it decided atomically, and answers
     /// once that commit (and every earlier one) is on disk.
     async fn write<T>(&self, decide: impl FnOnce(&dyn Read) -> Result<Decision<T>>) -> Result<T> {
         let _gate = self.write_gate.lock().await;
-        let (value, ticket) = {
+        let (value, ticket) = off_runtime(|| {
             let writer = self.store.write();
             let decision = decide(&*writer)?;
             let ticket = if decision.changes.is_empty() {
@@ -117,8 +133,8 @@ impl Service {
                 pending.extend(decision.events.into_iter().map(|e| (ticket, e)));
                 ticket
             };
-            (decision.value, ticket)
-        };
+            Ok::<_, crate::error::Error>((decision.value, ticket))
+        })?;
         drop(_gate);
         self.store.durable(ticket).await?;
         self.publish_durable(ticket);
@@ -132,6 +148,21 @@ impl Service {
                 // No subscriber is not an error.
                 let _ = self.events.send(event);
             }
+        }
+    }
+
+    /// Resolves with the cause once the store has failed (a write or flush could not be done):
+    /// it takes no more writes, and only a restart reopens it.
+    pub async fn store_failed(&self) -> String {
+        let mut failure = self.store.failure();
+        let cause = failure
+            .wait_for(Option::is_some)
+            .await
+            .map(|cause| cause.clone().unwrap_or_default());
+        match cause {
+            Ok(cause) => cause,
+            // The store is gone without failing: nothing will ever fail now.
+            Err(_) => std::future::pending().await,
         }
     }
 

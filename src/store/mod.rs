@@ -87,6 +87,9 @@ pub trait Store: Send + Sync + 'static {
     fn durable(&self, ticket: Ticket) -> DurableFuture<'_>;
     /// The newest commit; `durable(last_ticket())` makes everything so far durable.
     fn last_ticket(&self) -> Ticket;
-    /// Writes and flushes a probe: the store is open and can take writes.
+    /// Writes a probe: the store is open and can take writes (and has not failed).
     fn check_writable(&self) -> Result<()>;
+    /// The cause, once a write or flush has failed: from then on the store takes no write
+    /// (see `SledStore`), and the process should be restarted to reopen it. Needs a runtime.
+    fn failure(&self) -> tokio::sync::watch::Receiver<Option<String>>;
 }

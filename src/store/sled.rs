@@ -74,7 +74,10 @@ pub struct SledStore {
 #[derive(Debug, Clone, Default)]
 struct DurableState {
     seq: u64,
-    failures: u64,
+    /// Why the store stopped taking writes. sled 0.34 keeps an I/O error for good (every later
+    /// write and flush fails with it, even once space is back), so the first failed write or
+    /// flush ends this process's writes; reopening the folder is what recovers.
+    failed: Option<String>,
 }
 
 struct Flusher {
@@ -278,6 +281,14 @@ impl SledStore {
         self.db.apply_batch(batch).map_err(storage)
     }
 
+    /// `Err(Unavailable)` once a write or flush has failed.
+    fn writable(&self) -> Result<()> {
+        match &self.flusher.durable.borrow().failed {
+            Some(cause) => Err(Error::Unavailable(cause.clone())),
+            None => Ok(()),
+        }
+    }
+
     fn group_record(&self, r: &GroupRef) -> Result<Option<Group>> {
         self.get("group", &key(GROUP, &[&r.tenant_id, &r.group_id]))
     }
@@ -317,7 +328,14 @@ impl Flusher {
                 };
                 loop {
                     let (seq, stopping) = *wanted;
-                    let durable = self.durable.borrow().seq;
+                    let (durable, failed) = {
+                        let state = self.durable.borrow();
+                        (state.seq, state.failed.is_some())
+                    };
+                    if failed {
+                        // Nothing more can become durable; the store's drop tries once more.
+                        return;
+                    }
                     if seq > durable {
                         break Next::Flush(seq);
                     }
@@ -359,12 +377,19 @@ impl Flusher {
                     self.record_durable(target, false);
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, "store flush failed; writes are not acknowledged");
-                    self.durable.send_modify(|d| d.failures += 1);
-                    std::thread::sleep(Duration::from_millis(100));
+                    tracing::error!(error = %e, "store flush failed; no further write is taken");
+                    self.fail(e.to_string());
+                    return;
                 }
             }
         }
+    }
+
+    /// Marks the store failed (see [`DurableState::failed`]) and wakes every waiter.
+    fn fail(&self, cause: String) {
+        self.durable.send_modify(|d| {
+            d.failed.get_or_insert(cause);
+        });
     }
 
     fn recorded_below(&self, seq: u64) -> bool {
@@ -414,6 +439,10 @@ impl Drop for SledStore {
         self.flusher.stop();
         if let Some(thread) = self.flusher_thread.take() {
             let _ = thread.join();
+        }
+        if let Some(cause) = &self.flusher.durable.borrow().failed {
+            tracing::error!(error = %cause, "the store failed earlier; not flushed at close");
+            return;
         }
         match self.db.flush() {
             Ok(_) => self
@@ -539,9 +568,16 @@ impl<G> Read for Locked<'_, G> {
 
 impl Write for Locked<'_, RwLockWriteGuard<'_, ()>> {
     fn commit(self: Box<Self>, changes: Vec<Change>) -> Result<Ticket> {
+        self.store.writable()?;
         // Numbered while the writer lock is still held, so ticket order is commit order.
         let seq = self.store.committed.load(Ordering::SeqCst) + 1;
-        self.store.apply(changes, self.store.base + seq)?;
+        if let Err(e) = self.store.apply(changes, self.store.base + seq) {
+            if let Error::Unavailable(cause) = &e {
+                tracing::error!(error = %cause, "store write failed; no further write is taken");
+                self.store.flusher.fail(cause.clone());
+            }
+            return Err(e);
+        }
         self.store.committed.store(seq, Ordering::SeqCst);
         self.store.flusher.want(seq);
         Ok(Ticket(seq))
@@ -580,16 +616,17 @@ impl Store for SledStore {
             if !flush {
                 return Ok(());
             }
-            let failures = rx.borrow().failures;
             let state = rx
-                .wait_for(|d| d.seq >= ticket.0 || d.failures > failures)
+                .wait_for(|d| d.seq >= ticket.0 || d.failed.is_some())
                 .await
                 .map_err(|_| Error::Unavailable("the store is closed".into()))?
                 .clone();
-            if state.seq >= ticket.0 {
-                Ok(())
-            } else {
-                Err(Error::Unavailable("the store could not flush".into()))
+            match state.failed {
+                // A flush failure may leave earlier commits undurable too: acknowledge nothing.
+                Some(cause) => Err(Error::Unavailable(format!(
+                    "the store could not flush: {cause}"
+                ))),
+                None => Ok(()),
             }
         })
     }
@@ -599,15 +636,30 @@ impl Store for SledStore {
     }
 
     fn check_writable(&self) -> Result<()> {
+        self.writable()?;
         let _guard = lock_write(&self.lock);
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
-        self.db
-            .insert(PROBE, now.to_string().as_bytes())
-            .map_err(storage)?;
+        if let Err(e) = self.db.insert(PROBE, now.to_string().as_bytes()) {
+            self.flusher.fail(e.to_string());
+            return Err(storage(e));
+        }
         Ok(())
+    }
+
+    fn failure(&self) -> watch::Receiver<Option<String>> {
+        let mut durable = self.flusher.durable.subscribe();
+        let (tx, rx) = watch::channel(durable.borrow().failed.clone());
+        if rx.borrow().is_none() {
+            tokio::spawn(async move {
+                if let Ok(state) = durable.wait_for(|d| d.failed.is_some()).await {
+                    let _ = tx.send(state.failed.clone());
+                }
+            });
+        }
+        rx
     }
 }
 

@@ -48,6 +48,16 @@ impl Process {
     }
 
     pub async fn serve_with_args(data: &Path, envs: &[(&str, &str)], extra: &[&str]) -> Process {
+        Self::serve_logging_to(data, envs, extra, None).await
+    }
+
+    /// As [`Process::serve_with_args`], with stderr (the log) written to `log` when given.
+    pub async fn serve_logging_to(
+        data: &Path,
+        envs: &[(&str, &str)],
+        extra: &[&str],
+        log: Option<std::fs::File>,
+    ) -> Process {
         let folder = data.display().to_string();
         let mut args = vec!["serve", "--listen", "127.0.0.1:0", "--data", &folder];
         args.extend_from_slice(extra);
@@ -55,8 +65,12 @@ impl Process {
         for (k, v) in envs {
             cmd.env(k, v);
         }
+        let to_file = log.is_some();
+        if let Some(file) = log {
+            cmd.stderr(file);
+        }
         let mut child = cmd.spawn().expect("binary starts");
-        let stderr = Some(drain(&mut child));
+        let stderr = (!to_file).then(|| drain(&mut child));
         let stdout = child.stdout.take().expect("stdout piped");
         let mut lines = BufReader::new(stdout).lines();
         let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
