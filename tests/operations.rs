@@ -381,50 +381,57 @@ async fn sigterm_finishes_requests_in_flight_and_loses_nothing() {
     let envs = [("CALLREC_ADMIN_PASSWORD", "graceful-password")];
     let p = Process::serve(data.path(), &envs).await;
     let client = reqwest::Client::new();
-    let login: Value = client
-        .post(p.url("/api/v1/login/"))
-        .json(&json!({"username": "admin", "password": "graceful-password"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = login["access_token"].as_str().unwrap().to_owned();
-    let sends: Vec<_> = (0..60)
-        .map(|i| {
-            let request = client
-                .post(p.url(&platforms_path()))
-                .bearer_auth(&token)
-                .json(&platform(&format!("G{i:02}")));
-            tokio::spawn(async move { (i, request.send().await.map(|r| r.status())) })
+    let token = process_login(&client, &p, "graceful-password").await;
+    // Eight writers add platforms one after another until the server stops answering; the
+    // stop comes once some of their writes have been acknowledged, so that others are on their
+    // way or in flight when SIGTERM arrives.
+    let (answered, mut answers) = tokio::sync::mpsc::unbounded_channel();
+    let writers: Vec<_> = (0..8)
+        .map(|w| {
+            let (client, token, answered) = (client.clone(), token.clone(), answered.clone());
+            let url = p.url(&platforms_path());
+            tokio::spawn(async move {
+                for i in 0..1000 {
+                    let name = format!("G{w}-{i:03}");
+                    let sent = client.post(&url).bearer_auth(&token).json(&platform(&name));
+                    match sent.send().await {
+                        Ok(response) => {
+                            // An accepted request must have been answered fully.
+                            assert_eq!(response.status(), StatusCode::OK, "{name}");
+                            let _ = answered.send(name);
+                        }
+                        // Refused or cut connections once the server is stopping are fine.
+                        Err(_) => return,
+                    }
+                }
+            })
         })
         .collect();
-    // Stop while requests are arriving.
+    drop(answered);
+    let mut acknowledged = Vec::new();
+    while acknowledged.len() < 20 {
+        let name = tokio::time::timeout(Duration::from_secs(30), answers.recv())
+            .await
+            .expect("writes are acknowledged")
+            .expect("writers running");
+        acknowledged.push(name);
+    }
     let (code, stderr) = p.terminate().await;
     assert_eq!(code, Some(0), "{stderr}");
-    let mut acknowledged = Vec::new();
-    for send in sends {
-        let (i, result) = send.await.unwrap();
-        if let Ok(status) = result {
-            // Refused connections are fine; an accepted request must have been answered fully.
-            assert_eq!(status, StatusCode::OK);
-            acknowledged.push(format!("G{i:02}"));
-        }
+    for writer in writers {
+        writer
+            .await
+            .expect("a writer saw a request answered with an error");
     }
+    while let Ok(name) = answers.try_recv() {
+        acknowledged.push(name);
+    }
+
     let p = Process::serve(data.path(), &envs).await;
-    let login: Value = client
-        .post(p.url("/api/v1/login/"))
-        .json(&json!({"username": "admin", "password": "graceful-password"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let token = process_login(&client, &p, "graceful-password").await;
     let list: Value = client
         .get(p.url(&platforms_path()))
-        .bearer_auth(login["access_token"].as_str().unwrap())
+        .bearer_auth(&token)
         .send()
         .await
         .unwrap()
@@ -444,6 +451,23 @@ async fn sigterm_finishes_requests_in_flight_and_loses_nothing() {
         );
     }
     p.terminate().await;
+}
+
+/// Logs `admin` in on a server process and returns the access token.
+async fn process_login(client: &reqwest::Client, p: &Process, password: &str) -> String {
+    let login: Value = client
+        .post(p.url("/api/v1/login/"))
+        .json(&json!({"username": "admin", "password": password}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    login["access_token"]
+        .as_str()
+        .expect("logged in")
+        .to_owned()
 }
 
 fn graphql_operations(metrics: &str, operation: &str, outcome: &str) -> u64 {

@@ -271,34 +271,83 @@ async fn delete_rules_for_the_default() {
 }
 
 #[tokio::test]
-async fn fifty_concurrent_default_changes_leave_exactly_one_default() {
+async fn fifty_concurrent_default_changes_and_deletes_leave_one_existing_default() {
     let app = TestApp::start().await;
     let names: Vec<String> = (0..50).map(|i| format!("P{i:02}")).collect();
     for n in &names {
         assert_eq!(add(&app, platform(n)).await.0, StatusCode::OK);
     }
-    let requests = names.iter().map(|n| {
-        app.client
+    // Each platform is made the default while another is deleted: a delete racing with the
+    // default's move onto its platform must lose (21) or win (then the move is 18), never
+    // leave the default naming a deleted platform.
+    // The first 25 are never deleted, so platforms remain.
+    let requests = names.iter().enumerate().flat_map(|(i, n)| {
+        let make_default = app
+            .client
             .put(app.url(&platform_path(n)))
             .bearer_auth(&app.token)
             .json(&json!({"default": true}))
-            .send()
+            .send();
+        let other = &names[25 + i % 25];
+        let delete = app
+            .client
+            .delete(app.url(&platform_path(other)))
+            .bearer_auth(&app.token)
+            .send();
+        [Box::pin(make_default), Box::pin(delete)]
     });
     for response in futures_util::future::join_all(requests).await {
-        assert_eq!(response.expect("answered").status(), StatusCode::OK);
-    }
-    let mut defaults = Vec::new();
-    for n in &names {
-        let (_, b) = app.get(&platform_path(n)).await;
-        if b["default"] == true {
-            defaults.push(n.clone());
+        let response = response.expect("answered");
+        let status = response.status();
+        if status != StatusCode::OK {
+            let body: Value = response.json().await.expect("error body");
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+            let code = &body["errors"][0]["code"];
+            assert!(code == 18 || code == 21, "{body}");
         }
     }
-    assert_eq!(defaults.len(), 1, "{defaults:?}");
-    assert_eq!(
-        app.get(&platforms_path()).await.1["systemDefault"],
-        defaults[0]
+    let list = app.get(&platforms_path()).await.1;
+    let listed: Vec<&str> = list["callRecordingPlatforms"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|p| p["name"].as_str().expect("name"))
+        .collect();
+    let default = list["systemDefault"].as_str().expect("a default");
+    assert!(
+        listed.contains(&default),
+        "{default} is not a platform: {list}"
     );
+    // Every read agrees: each platform's own answer, and GraphQL's.
+    for name in &listed {
+        let (status, one) = app.get(&platform_path(name)).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(one["default"], *name == default, "{name}: {one}");
+    }
+    for name in names.iter().filter(|n| !listed.contains(&n.as_str())) {
+        assert_eq!(app.get(&platform_path(name)).await.0, StatusCode::NOT_FOUND);
+    }
+    let body: Value = app
+        .client
+        .post(app.url("/graphql"))
+        .bearer_auth(&app.token)
+        .json(&json!({"query": "{ callRecordingPlatforms { systemDefault platforms { name isDefault } } }"}))
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("JSON");
+    let gql = &body["data"]["callRecordingPlatforms"];
+    assert_eq!(gql["systemDefault"], default, "{body}");
+    let gql_defaults: Vec<&Value> = gql["platforms"]
+        .as_array()
+        .expect("platforms")
+        .iter()
+        .filter(|p| p["isDefault"] == true)
+        .map(|p| &p["name"])
+        .collect();
+    assert_eq!(gql_defaults, [default], "{body}");
 }
 
 #[tokio::test]
