@@ -2,11 +2,10 @@
 
 mod common;
 
+use common::callers::{Callers, EVERYONE, Need, PASSWORD, op};
 use common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-
-const PASSWORD: &str = "a-long-password";
 
 async fn add_user(
     app: &TestApp,
@@ -28,173 +27,57 @@ async fn login_body(app: &TestApp, username: &str, password: &str) -> (StatusCod
     .await
 }
 
-/// The caller states the table is run with.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Who {
-    NoToken,
-    EndUser,
-    GroupAdmin,
-    TenantAdmin,
-    SystemAdmin,
-    Expired,
-    Tampered,
-    Revoked,
-    DeletedUser,
-}
-
-const EVERYONE: [Who; 9] = [
-    Who::NoToken,
-    Who::EndUser,
-    Who::GroupAdmin,
-    Who::TenantAdmin,
-    Who::SystemAdmin,
-    Who::Expired,
-    Who::Tampered,
-    Who::Revoked,
-    Who::DeletedUser,
-];
-
-struct Tokens {
-    end_user: String,
-    group: String,
-    tenant: String,
-    system: String,
-    expired: String,
-    tampered: String,
-    revoked: String,
-    deleted: String,
-}
-
-async fn tokens(app: &TestApp) -> Tokens {
-    add_user(app, "end", 0, Some("t1"), Some("g1")).await;
-    add_user(app, "group", 8, Some("t1"), Some("g1")).await;
-    add_user(app, "tenant", 12, Some("t1"), None).await;
-    add_user(app, "system", 16, None, None).await;
-    add_user(app, "gone", 16, None, None).await;
-    let system = app.login("system", PASSWORD).await;
-
-    let expired = app.expired_token(&system);
-    let tampered = TestApp::tampered_token(&system);
-    let revoked = app.revoked_token("system", PASSWORD).await;
-    let deleted = app.deleted_user_token("gone", PASSWORD).await;
-
-    Tokens {
-        end_user: app.login("end", PASSWORD).await,
-        group: app.login("group", PASSWORD).await,
-        tenant: app.login("tenant", PASSWORD).await,
-        system,
-        expired,
-        tampered,
-        revoked,
-        deleted,
-    }
-}
-
-impl Tokens {
-    fn of(&self, who: Who) -> Option<&str> {
-        Some(match who {
-            Who::NoToken => return None,
-            Who::EndUser => &self.end_user,
-            Who::GroupAdmin => &self.group,
-            Who::TenantAdmin => &self.tenant,
-            Who::SystemAdmin => &self.system,
-            Who::Expired => &self.expired,
-            Who::Tampered => &self.tampered,
-            Who::Revoked => &self.revoked,
-            Who::DeletedUser => &self.deleted,
-        })
-    }
-}
-
-/// What the authorization rules (README, the model's `Level`) give the caller, given the
-/// lowest level allowed.
-fn expected(who: Who, minimum: u8) -> StatusCode {
-    let level = match who {
-        Who::EndUser => 0,
-        Who::GroupAdmin => 8,
-        Who::TenantAdmin => 12,
-        Who::SystemAdmin => 16,
-        _ => return StatusCode::UNAUTHORIZED,
-    };
-    if level >= minimum {
-        StatusCode::OK
-    } else {
-        StatusCode::FORBIDDEN
-    }
-}
-
 #[tokio::test]
 async fn every_rest_operation_at_every_level_and_token_state() {
     let app = TestApp::start().await;
-    let t = tokens(&app).await;
+    let callers = Callers::create(&app).await;
     app.admin(Method::POST, &platforms_path(), Some(platform("Default")))
         .await;
     let props = format!("{CALL_RECORDING}/properties/");
-    let mut row = 0;
-    for who in EVERYONE {
+    let (group, system) = (Need::Level(8), Need::Level(16));
+    for (row, who) in EVERYONE.into_iter().enumerate() {
         // Each row gets its own objects, so that a 200 of one row cannot fail the next.
-        row += 1;
         let own = format!("Row {row}");
         app.admin(Method::POST, &platforms_path(), Some(platform(&own)))
             .await;
-        let operations: Vec<(Method, String, Option<Value>, u8)> = vec![
-            (Method::GET, platforms_path(), None, 8),
-            (
-                Method::POST,
-                platforms_path(),
-                Some(platform(&format!("Added {row}"))),
-                16,
-            ),
-            (Method::GET, platform_path(&own), None, 16),
-            (
+        let added = platform(&format!("Added {row}"));
+        let user = json!({"username": format!("u{row}"), "password": PASSWORD, "userLevel": 0,
+            "tenantId": "t1", "groupId": "g1"});
+        let operations = [
+            op(Method::GET, platforms_path(), None, group),
+            op(Method::POST, platforms_path(), Some(added), system),
+            op(Method::GET, platform_path(&own), None, system),
+            op(
                 Method::PUT,
                 platform_path(&own),
                 Some(json!({"description": "changed"})),
-                16,
+                system,
             ),
-            (
+            op(
                 Method::GET,
                 format!("{}usage/", platform_path(&own)),
                 None,
-                16,
+                system,
             ),
-            (Method::DELETE, platform_path(&own), None, 16),
-            (Method::GET, props.clone(), None, 16),
-            (
+            op(Method::DELETE, platform_path(&own), None, system),
+            op(Method::GET, props.clone(), None, system),
+            op(
                 Method::PUT,
                 props.clone(),
                 Some(json!({"refreshPeriodSeconds": 61})),
-                16,
+                system,
             ),
-            (Method::GET, "/api/v1/local/users/".into(), None, 16),
-            (
-                Method::POST,
-                "/api/v1/local/users/".into(),
-                Some(
-                    json!({"username": format!("u{row}"), "password": PASSWORD, "userLevel": 0,
-                            "tenantId": "t1", "groupId": "g1"}),
-                ),
-                16,
-            ),
-            (
+            op(Method::GET, "/api/v1/local/users/", None, system),
+            op(Method::POST, "/api/v1/local/users/", Some(user), system),
+            op(
                 Method::DELETE,
                 format!("/api/v1/local/users/u{row}/"),
                 None,
-                16,
+                system,
             ),
         ];
-        for (method, path, body, minimum) in operations {
-            let (status, answer) = app.call(method.clone(), &path, t.of(who), body).await;
-            let want = expected(who, minimum);
-            assert_eq!(status, want, "{who:?} {method} {path}: {answer}");
-            if want != StatusCode::OK {
-                let name = if want == StatusCode::UNAUTHORIZED {
-                    "UNAUTHENTICATED"
-                } else {
-                    "FORBIDDEN"
-                };
-                assert_eq!(answer["errors"][0]["name"], name, "{who:?} {method} {path}");
-            }
+        for operation in &operations {
+            operation.check(&app, &callers, who).await;
         }
     }
 }

@@ -381,7 +381,7 @@ async fn sigterm_finishes_requests_in_flight_and_loses_nothing() {
     let envs = [("CALLREC_ADMIN_PASSWORD", "graceful-password")];
     let p = Process::serve(data.path(), &envs).await;
     let client = reqwest::Client::new();
-    let token = process_login(&client, &p, "graceful-password").await;
+    let token = p.login("admin", "graceful-password").await;
     // Eight writers add platforms one after another until the server stops answering; the
     // stop comes once some of their writes have been acknowledged, so that others are on their
     // way or in flight when SIGTERM arrives.
@@ -428,7 +428,7 @@ async fn sigterm_finishes_requests_in_flight_and_loses_nothing() {
     }
 
     let p = Process::serve(data.path(), &envs).await;
-    let token = process_login(&client, &p, "graceful-password").await;
+    let token = p.login("admin", "graceful-password").await;
     let list: Value = client
         .get(p.url(&platforms_path()))
         .bearer_auth(&token)
@@ -451,23 +451,6 @@ async fn sigterm_finishes_requests_in_flight_and_loses_nothing() {
         );
     }
     p.terminate().await;
-}
-
-/// Logs `admin` in on a server process and returns the access token.
-async fn process_login(client: &reqwest::Client, p: &Process, password: &str) -> String {
-    let login: Value = client
-        .post(p.url("/api/v1/login/"))
-        .json(&json!({"username": "admin", "password": password}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    login["access_token"]
-        .as_str()
-        .expect("logged in")
-        .to_owned()
 }
 
 fn graphql_operations(metrics: &str, operation: &str, outcome: &str) -> u64 {

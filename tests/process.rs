@@ -13,22 +13,6 @@ use tokio::io::AsyncWriteExt;
 
 const PASSWORD: &str = "process-test-password";
 
-async fn login(p: &Process, user: &str, password: &str) -> String {
-    let body: Value = reqwest::Client::new()
-        .post(p.url("/api/v1/login/"))
-        .json(&json!({"username": user, "password": password}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    body["access_token"]
-        .as_str()
-        .unwrap_or_else(|| panic!("login failed: {body}"))
-        .to_owned()
-}
-
 async fn run(args: &[&str], stdin: Option<&str>) -> (Option<i32>, String, String) {
     let mut cmd = command(args);
     if stdin.is_some() {
@@ -84,7 +68,7 @@ async fn serves_then_stops_cleanly_on_sigterm() {
         "{}",
         p.addr
     );
-    let token = login(&p, "admin", PASSWORD).await;
+    let token = p.login("admin", PASSWORD).await;
     let status = reqwest::Client::new()
         .get(p.url(&platforms_path()))
         .bearer_auth(&token)
@@ -102,7 +86,7 @@ async fn kill_9_loses_no_acknowledged_write() {
     let data = tempfile::tempdir().unwrap();
     let envs = [("CALLREC_ADMIN_PASSWORD", PASSWORD)];
     let p = Process::serve(data.path(), &envs).await;
-    let token = login(&p, "admin", PASSWORD).await;
+    let token = p.login("admin", PASSWORD).await;
     let client = reqwest::Client::new();
     // Concurrent adds, each acknowledged before the kill.
     let adds = (0..40).map(|i| {
@@ -132,7 +116,7 @@ async fn kill_9_loses_no_acknowledged_write() {
     p.kill().await;
 
     let p = Process::serve(data.path(), &envs).await;
-    let token = login(&p, "admin", PASSWORD).await;
+    let token = p.login("admin", PASSWORD).await;
     let list: Value = client
         .get(p.url(&platforms_path()))
         .bearer_auth(&token)
@@ -204,7 +188,7 @@ async fn first_start_without_a_password_prints_a_generated_one_once() {
         .trim()
         .to_owned();
     let p = Process::serve(data.path(), &[]).await;
-    login(&p, "admin", &password).await;
+    p.login("admin", &password).await;
     let (_, stderr) = p.terminate().await;
     assert!(!stderr.contains(&password), "shown only once");
 }
@@ -215,7 +199,7 @@ async fn user_commands_work_on_a_stopped_server_folder() {
     let folder = data.path().display().to_string();
     let p = Process::serve(data.path(), &[("CALLREC_ADMIN_PASSWORD", PASSWORD)]).await;
     // A Tenant Admin's tenant must exist.
-    let token = login(&p, "admin", PASSWORD).await;
+    let token = p.login("admin", PASSWORD).await;
     let status = reqwest::Client::new()
         .post(p.url("/api/v1/tenants/"))
         .bearer_auth(&token)
@@ -267,7 +251,7 @@ async fn user_commands_work_on_a_stopped_server_folder() {
     assert_eq!(code, Some(0), "{err}");
 
     let p = Process::serve(data.path(), &[]).await;
-    login(&p, "ops", "ops-password-2").await;
+    p.login("ops", "ops-password-2").await;
     p.terminate().await;
 
     let (code, _, _) = run(&["user", "--data", &folder, "delete", "ops"], None).await;
@@ -285,7 +269,7 @@ async fn logs_carry_no_password_or_token() {
     )
     .await;
     let client = reqwest::Client::new();
-    let token = login(&p, "admin", PASSWORD).await;
+    let token = p.login("admin", PASSWORD).await;
     let user_password = "user-password-in-body";
     client
         .post(p.url("/api/v1/local/users/"))

@@ -9,7 +9,7 @@ mod common;
 use std::time::Duration;
 
 use common::process::Process;
-use serde_json::{Value, json};
+use serde_json::json;
 
 const PASSWORD: &str = "schemathesis-password";
 /// Fixed, so a finding reproduces; override with CALLREC_SCHEMATHESIS_SEED.
@@ -48,16 +48,7 @@ async fn schemathesis_finds_nothing() {
     )
     .await;
     let client = reqwest::Client::new();
-    let login: Value = client
-        .post(p.url("/api/v1/login/"))
-        .json(&json!({"username": "admin", "password": PASSWORD}))
-        .send()
-        .await
-        .expect("login")
-        .json()
-        .await
-        .expect("login JSON");
-    let token = login["access_token"].as_str().expect("token").to_owned();
+    let token = p.login("admin", PASSWORD).await;
     // Something to find: a platform, a tenant and a group using it.
     for (path, body) in [
         (

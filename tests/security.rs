@@ -8,175 +8,37 @@ mod common;
 use std::process::Stdio;
 use std::time::Duration;
 
+use common::callers::{Callers, EVERYONE, Need, must, op};
 use common::process::{Process, command};
 use common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-const PASSWORD: &str = "a-long-password";
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Who {
-    NoToken,
-    Expired,
-    Tampered,
-    Revoked,
-    DeletedUser,
-    EndUser,
-    GroupAdmin,
-    OtherGroupAdmin,
-    TenantAdmin,
-    OtherTenantAdmin,
-    SystemAdmin,
-}
-
-const EVERYONE: [Who; 11] = [
-    Who::NoToken,
-    Who::Expired,
-    Who::Tampered,
-    Who::Revoked,
-    Who::DeletedUser,
-    Who::EndUser,
-    Who::GroupAdmin,
-    Who::OtherGroupAdmin,
-    Who::TenantAdmin,
-    Who::OtherTenantAdmin,
-    Who::SystemAdmin,
-];
-
-/// Who may use a route.
-#[derive(Debug, Clone, Copy)]
-enum Need {
-    /// System Admin only.
-    System,
-    /// System Admin and that tenant's Tenant Admin.
-    Tenant(&'static str),
-    /// System Admin, the tenant's Tenant Admin and that group's Group Admin.
-    Group(&'static str, &'static str),
-}
-
-/// Each caller's own tenant and group: the admins of `t1`, `t2`, `t1/g1` and `t1/g2`.
-fn expected(who: Who, need: Need, success: StatusCode) -> StatusCode {
-    let allowed = match who {
-        Who::NoToken | Who::Expired | Who::Tampered | Who::Revoked | Who::DeletedUser => {
-            return StatusCode::UNAUTHORIZED;
-        }
-        Who::SystemAdmin => true,
-        Who::EndUser => false,
-        Who::TenantAdmin | Who::OtherTenantAdmin => {
-            let own = if who == Who::TenantAdmin { "t1" } else { "t2" };
-            matches!(need, Need::Tenant(t) | Need::Group(t, _) if t == own)
-        }
-        Who::GroupAdmin | Who::OtherGroupAdmin => {
-            let own = if who == Who::GroupAdmin { "g1" } else { "g2" };
-            matches!(need, Need::Group("t1", g) if g == own)
-        }
-    };
-    if allowed {
-        success
-    } else {
-        StatusCode::FORBIDDEN
-    }
-}
-
-async fn must(app: &TestApp, method: Method, path: &str, body: Value) {
-    let (status, answer) = app.admin(method.clone(), path, Some(body)).await;
-    assert_eq!(status, StatusCode::OK, "{method} {path}: {answer}");
-}
-
-async fn add_user(
-    app: &TestApp,
-    username: &str,
-    level: u8,
-    tenant: Option<&str>,
-    group: Option<&str>,
-) {
-    let mut body = json!({"username": username, "password": PASSWORD, "userLevel": level});
-    if let Some(t) = tenant {
-        body["tenantId"] = json!(t);
-    }
-    if let Some(g) = group {
-        body["groupId"] = json!(g);
-    }
-    must(app, Method::POST, "/api/v1/local/users/", body).await;
-}
-
-struct Tokens(Vec<(Who, Option<String>)>);
-
-impl Tokens {
-    fn of(&self, who: Who) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(w, _)| *w == who)
-            .and_then(|(_, t)| t.as_deref())
-    }
-}
-
-async fn tokens(app: &TestApp) -> Tokens {
-    for t in ["t1", "t2"] {
-        must(
-            app,
-            Method::POST,
-            "/api/v1/tenants/",
-            json!({"tenantId": t}),
-        )
-        .await;
-        for g in ["g1", "g2"] {
-            must(
-                app,
-                Method::POST,
-                &format!("/api/v1/tenants/{t}/groups/"),
-                json!({"groupId": g}),
-            )
-            .await;
-        }
-    }
-    add_user(app, "end", 0, Some("t1"), Some("g1")).await;
-    add_user(app, "group", 8, Some("t1"), Some("g1")).await;
-    add_user(app, "group2", 8, Some("t1"), Some("g2")).await;
-    add_user(app, "tenant", 12, Some("t1"), None).await;
-    add_user(app, "tenant2", 12, Some("t2"), None).await;
-    add_user(app, "system", 16, None, None).await;
-    add_user(app, "gone", 16, None, None).await;
-    let system = app.login("system", PASSWORD).await;
-
-    let expired = app.expired_token(&system);
-    let tampered = TestApp::tampered_token(&system);
-    let revoked = app.revoked_token("system", PASSWORD).await;
-    let deleted = app.deleted_user_token("gone", PASSWORD).await;
-
-    Tokens(vec![
-        (Who::NoToken, None),
-        (Who::Expired, Some(expired)),
-        (Who::Tampered, Some(tampered)),
-        (Who::Revoked, Some(revoked)),
-        (Who::DeletedUser, Some(deleted)),
-        (Who::EndUser, Some(app.login("end", PASSWORD).await)),
-        (Who::GroupAdmin, Some(app.login("group", PASSWORD).await)),
-        (
-            Who::OtherGroupAdmin,
-            Some(app.login("group2", PASSWORD).await),
-        ),
-        (Who::TenantAdmin, Some(app.login("tenant", PASSWORD).await)),
-        (
-            Who::OtherTenantAdmin,
-            Some(app.login("tenant2", PASSWORD).await),
-        ),
-        (Who::SystemAdmin, Some(system)),
-    ])
-}
-
 #[tokio::test]
 async fn tenant_and_group_routes_at_every_level_and_token_state() {
     let app = TestApp::start().await;
-    let tokens = tokens(&app).await;
+    let callers = Callers::create(&app).await;
     must(&app, Method::POST, &platforms_path(), platform("P")).await;
     let g1 = "/api/v1/tenants/t1/groups/g1";
+    let g1_platform = format!("{g1}/services/call_recording/");
+    let g2_platform = "/api/v1/tenants/t1/groups/g2/services/call_recording/";
+    let t2_g1_platform = "/api/v1/tenants/t2/groups/g1/services/call_recording/";
+    let nope_platform = "/api/v1/tenants/t1/groups/nope/services/call_recording/";
+    let (system, t1, t2, nope) = (
+        Need::Level(16),
+        Need::Tenant("t1"),
+        Need::Tenant("t2"),
+        Need::Tenant("nope"),
+    );
+    let (missing, refused) = (StatusCode::NOT_FOUND, StatusCode::BAD_REQUEST);
+    let assign = |name: Value| Some(json!({ "name": name }));
     let mut checked = 0;
     for (row, who) in EVERYONE.into_iter().enumerate() {
         // Objects of this row only, so that one row's success cannot change the next's answer.
         let tenant = format!("rt{row}");
         let group = format!("rg{row}");
+        let new_tenant = Some(json!({"tenantId": format!("new{row}")}));
+        let new_group = Some(json!({"groupId": format!("new{row}")}));
         must(
             &app,
             Method::POST,
@@ -184,13 +46,8 @@ async fn tenant_and_group_routes_at_every_level_and_token_state() {
             json!({"tenantId": tenant}),
         )
         .await;
-        must(
-            &app,
-            Method::POST,
-            "/api/v1/tenants/t1/groups/",
-            json!({"groupId": group}),
-        )
-        .await;
+        let t1_groups = "/api/v1/tenants/t1/groups/";
+        must(&app, Method::POST, t1_groups, json!({"groupId": group})).await;
         // A previous row may have deleted it.
         app.admin(
             Method::POST,
@@ -198,229 +55,100 @@ async fn tenant_and_group_routes_at_every_level_and_token_state() {
             Some(json!({"groupId": "g2"})),
         )
         .await;
-        let ok = StatusCode::OK;
-        let missing = StatusCode::NOT_FOUND;
-        let refused = StatusCode::BAD_REQUEST;
-        let operations: Vec<(Method, String, Option<Value>, Need, StatusCode)> = vec![
-            (
-                Method::GET,
-                "/api/v1/tenants/".into(),
-                None,
-                Need::System,
-                ok,
-            ),
-            (
-                Method::POST,
-                "/api/v1/tenants/".into(),
-                Some(json!({"tenantId": format!("new{row}")})),
-                Need::System,
-                ok,
-            ),
-            (
-                Method::GET,
-                "/api/v1/tenants/t1/".into(),
-                None,
-                Need::Tenant("t1"),
-                ok,
-            ),
-            (
-                Method::GET,
-                "/api/v1/tenants/t2/".into(),
-                None,
-                Need::Tenant("t2"),
-                ok,
-            ),
-            (
-                Method::GET,
-                "/api/v1/tenants/nope/".into(),
-                None,
-                Need::Tenant("nope"),
-                missing,
-            ),
-            (
+        let operations = [
+            op(Method::GET, "/api/v1/tenants/", None, system),
+            op(Method::POST, "/api/v1/tenants/", new_tenant, system),
+            op(Method::GET, "/api/v1/tenants/t1/", None, t1),
+            op(Method::GET, "/api/v1/tenants/t2/", None, t2),
+            op(Method::GET, "/api/v1/tenants/nope/", None, nope).answering(missing),
+            op(
                 Method::DELETE,
                 format!("/api/v1/tenants/{tenant}/"),
                 None,
-                Need::System,
-                ok,
+                system,
             ),
-            (
-                Method::DELETE,
-                "/api/v1/tenants/t1/".into(),
-                None,
-                Need::System,
-                refused,
-            ),
-            (
-                Method::DELETE,
-                "/api/v1/tenants/nope/".into(),
-                None,
-                Need::System,
-                refused,
-            ),
-            (
-                Method::GET,
-                "/api/v1/tenants/t1/groups/".into(),
-                None,
-                Need::Tenant("t1"),
-                ok,
-            ),
-            (
-                Method::GET,
-                "/api/v1/tenants/t2/groups/".into(),
-                None,
-                Need::Tenant("t2"),
-                ok,
-            ),
-            (
-                Method::GET,
-                "/api/v1/tenants/nope/groups/".into(),
-                None,
-                Need::Tenant("nope"),
-                missing,
-            ),
-            (
+            op(Method::DELETE, "/api/v1/tenants/t1/", None, system).answering(refused),
+            op(Method::DELETE, "/api/v1/tenants/nope/", None, system).answering(refused),
+            op(Method::GET, t1_groups, None, t1),
+            op(Method::GET, "/api/v1/tenants/t2/groups/", None, t2),
+            op(Method::GET, "/api/v1/tenants/nope/groups/", None, nope).answering(missing),
+            op(Method::POST, t1_groups, new_group.clone(), t1),
+            op(Method::POST, "/api/v1/tenants/t2/groups/", new_group, t2),
+            op(
                 Method::POST,
-                "/api/v1/tenants/t1/groups/".into(),
-                Some(json!({"groupId": format!("new{row}")})),
-                Need::Tenant("t1"),
-                ok,
-            ),
-            (
-                Method::POST,
-                "/api/v1/tenants/t2/groups/".into(),
-                Some(json!({"groupId": format!("new{row}")})),
-                Need::Tenant("t2"),
-                ok,
-            ),
-            (
-                Method::POST,
-                "/api/v1/tenants/nope/groups/".into(),
+                "/api/v1/tenants/nope/groups/",
                 Some(json!({"groupId": "g"})),
-                Need::Tenant("nope"),
-                refused,
-            ),
-            (
+                nope,
+            )
+            .answering(refused),
+            op(Method::GET, format!("{g1}/"), None, Need::Group("t1", "g1")),
+            op(
                 Method::GET,
-                format!("{g1}/"),
-                None,
-                Need::Group("t1", "g1"),
-                ok,
-            ),
-            (
-                Method::GET,
-                "/api/v1/tenants/t1/groups/g2/".into(),
+                "/api/v1/tenants/t1/groups/g2/",
                 None,
                 Need::Group("t1", "g2"),
-                ok,
             ),
-            (
+            op(
                 Method::GET,
-                "/api/v1/tenants/t2/groups/g1/".into(),
+                "/api/v1/tenants/t2/groups/g1/",
                 None,
                 Need::Group("t2", "g1"),
-                ok,
             ),
-            (
+            op(
                 Method::GET,
-                "/api/v1/tenants/t1/groups/nope/".into(),
+                "/api/v1/tenants/t1/groups/nope/",
                 None,
                 Need::Group("t1", "nope"),
-                missing,
-            ),
-            (
-                Method::DELETE,
-                format!("/api/v1/tenants/t1/groups/{group}/"),
-                None,
-                Need::Tenant("t1"),
-                ok,
-            ),
-            (
-                Method::DELETE,
-                format!("{g1}/"),
-                None,
-                Need::Tenant("t1"),
-                refused,
-            ),
-            (
-                Method::DELETE,
-                "/api/v1/tenants/t2/groups/g2/".into(),
-                None,
-                Need::Tenant("t2"),
-                ok,
-            ),
-            (
+            )
+            .answering(missing),
+            op(Method::DELETE, format!("{t1_groups}{group}/"), None, t1),
+            op(Method::DELETE, format!("{g1}/"), None, t1).answering(refused),
+            op(Method::DELETE, "/api/v1/tenants/t2/groups/g2/", None, t2),
+            op(
                 Method::GET,
-                format!("{g1}/services/call_recording/"),
+                g1_platform.clone(),
                 None,
                 Need::Group("t1", "g1"),
-                ok,
             ),
-            (
+            op(
                 Method::PUT,
-                format!("{g1}/services/call_recording/"),
-                Some(json!({"name": "P"})),
+                g1_platform.clone(),
+                assign(json!("P")),
                 Need::Group("t1", "g1"),
-                ok,
             ),
-            (
+            op(
                 Method::PUT,
-                format!("{g1}/services/call_recording/"),
-                Some(json!({"name": null})),
+                g1_platform.clone(),
+                assign(Value::Null),
                 Need::Group("t1", "g1"),
-                ok,
             ),
-            (
-                Method::GET,
-                "/api/v1/tenants/t1/groups/g2/services/call_recording/".into(),
-                None,
-                Need::Group("t1", "g2"),
-                ok,
-            ),
-            (
+            op(Method::GET, g2_platform, None, Need::Group("t1", "g2")),
+            op(
                 Method::PUT,
-                "/api/v1/tenants/t1/groups/g2/services/call_recording/".into(),
-                Some(json!({"name": "P"})),
+                g2_platform,
+                assign(json!("P")),
                 Need::Group("t1", "g2"),
-                ok,
             ),
-            (
+            op(
                 Method::PUT,
-                "/api/v1/tenants/t2/groups/g1/services/call_recording/".into(),
-                Some(json!({"name": "P"})),
+                t2_g1_platform,
+                assign(json!("P")),
                 Need::Group("t2", "g1"),
-                ok,
             ),
-            (
+            op(
                 Method::PUT,
-                "/api/v1/tenants/t1/groups/nope/services/call_recording/".into(),
-                Some(json!({"name": "P"})),
+                nope_platform,
+                assign(json!("P")),
                 Need::Group("t1", "nope"),
-                refused,
-            ),
-            (
-                Method::GET,
-                "/api/v1/tenants/t1/groups/nope/services/call_recording/".into(),
-                None,
-                Need::Group("t1", "nope"),
-                missing,
-            ),
+            )
+            .answering(refused),
+            op(Method::GET, nope_platform, None, Need::Group("t1", "nope")).answering(missing),
         ];
-        for (method, path, body, need, success) in operations {
-            let want = expected(who, need, success);
+        for operation in &operations {
             let before = store_snapshot(&app.service);
-            let (status, answer) = app.call(method.clone(), &path, tokens.of(who), body).await;
-            assert_eq!(status, want, "{who:?} {method} {path}: {answer}");
+            let status = operation.check(&app, &callers, who).await;
             if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
-                let code = if status == StatusCode::UNAUTHORIZED {
-                    102
-                } else {
-                    103
-                };
-                assert_eq!(
-                    answer["errors"][0]["code"], code,
-                    "{who:?} {method} {path}: {answer}"
-                );
+                let (method, path) = (&operation.method, &operation.path);
                 assert_eq!(
                     before,
                     store_snapshot(&app.service),
@@ -430,12 +158,8 @@ async fn tenant_and_group_routes_at_every_level_and_token_state() {
             checked += 1;
         }
         // Clear what the row assigned, so that the next row starts alike.
-        for path in [
-            format!("{g1}/services/call_recording/"),
-            "/api/v1/tenants/t1/groups/g2/services/call_recording/".into(),
-            "/api/v1/tenants/t2/groups/g1/services/call_recording/".into(),
-        ] {
-            must(&app, Method::PUT, &path, json!({"name": null})).await;
+        for path in [g1_platform.as_str(), g2_platform, t2_g1_platform] {
+            must(&app, Method::PUT, path, json!({"name": null})).await;
         }
     }
     assert_eq!(checked, 29 * EVERYONE.len());
@@ -451,20 +175,11 @@ async fn used_folder() -> tempfile::TempDir {
     let data = tempfile::tempdir().expect("temp dir");
     let p = Process::serve(data.path(), &[("CALLREC_ADMIN_PASSWORD", ADMIN)]).await;
     let client = reqwest::Client::new();
-    let login: Value = client
-        .post(p.url("/api/v1/login/"))
-        .json(&json!({"username": "admin", "password": ADMIN}))
-        .send()
-        .await
-        .expect("login")
-        .json()
-        .await
-        .expect("JSON");
-    let token = login["access_token"].as_str().expect("token");
+    let token = p.login("admin", ADMIN).await;
     for i in 0..20 {
         let status = client
             .post(p.url(&platforms_path()))
-            .bearer_auth(token)
+            .bearer_auth(&token)
             .json(&platform(&format!("P{i}")))
             .send()
             .await

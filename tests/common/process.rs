@@ -93,6 +93,23 @@ impl Process {
         format!("http://{}{}", self.addr, path)
     }
 
+    /// Logs in and returns the access token; panics unless the login succeeds.
+    pub async fn login(&self, username: &str, password: &str) -> String {
+        let body: serde_json::Value = reqwest::Client::new()
+            .post(self.url("/api/v1/login/"))
+            .json(&serde_json::json!({"username": username, "password": password}))
+            .send()
+            .await
+            .expect("login answered")
+            .json()
+            .await
+            .expect("login JSON");
+        body["access_token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("login of {username} failed: {body}"))
+            .to_owned()
+    }
+
     /// Sends SIGTERM and waits (bounded) for the exit; returns the exit code and stderr.
     pub async fn terminate(mut self) -> (Option<i32>, String) {
         let pid = self.child.id().expect("running") as i32;
