@@ -69,6 +69,15 @@ struct Api {
 }
 
 impl Api {
+    /// The admin's view of a running server.
+    async fn of(p: &Process, client: &reqwest::Client) -> Api {
+        Api {
+            client: client.clone(),
+            base: p.url(""),
+            token: p.login("admin", PASSWORD).await,
+        }
+    }
+
     async fn call(
         &self,
         method: Method,
@@ -379,22 +388,6 @@ async fn client_loop(
     }
 }
 
-async fn login(client: &reqwest::Client, base: &str) -> String {
-    let body: Value = client
-        .post(format!("{base}/api/v1/login/"))
-        .json(&json!({"username": "admin", "password": PASSWORD}))
-        .send()
-        .await
-        .expect("login answered")
-        .json()
-        .await
-        .expect("login JSON");
-    body["access_token"]
-        .as_str()
-        .unwrap_or_else(|| panic!("login failed: {body}"))
-        .to_owned()
-}
-
 /// Reads everything back over REST, checks the tracked keys and the invariants, and pins
 /// every key to what is there now.
 async fn verify(api: &Api, tracked: &mut Tracked, round: usize, seed: u64) {
@@ -549,12 +542,7 @@ async fn kill_9_at_random_moments_loses_no_acknowledged_change() {
     let started = Instant::now();
     for round in 1..=rounds {
         let p = Process::serve_with_args(data.path(), &envs, extra).await;
-        let base = format!("http://{}", p.addr);
-        let api = Api {
-            client: http.clone(),
-            token: login(&http, &base).await,
-            base,
-        };
+        let api = Api::of(&p, &http).await;
         let mut state = std::mem::take(&mut *tracked.lock().unwrap());
         verify(&api, &mut state, round, seed).await;
         *tracked.lock().unwrap() = state;
@@ -580,12 +568,7 @@ async fn kill_9_at_random_moments_loses_no_acknowledged_change() {
     }
     // The last state, after a clean start.
     let p = Process::serve(data.path(), &envs).await;
-    let base = format!("http://{}", p.addr);
-    let api = Api {
-        client: http.clone(),
-        token: login(&http, &base).await,
-        base,
-    };
+    let api = Api::of(&p, &http).await;
     let mut state = std::mem::take(&mut *tracked.lock().unwrap());
     verify(&api, &mut state, rounds + 1, seed).await;
     let keys = state.keys.len();

@@ -429,15 +429,7 @@ async fn sigterm_finishes_requests_in_flight_and_loses_nothing() {
 
     let p = Process::serve(data.path(), &envs).await;
     let token = p.login("admin", "graceful-password").await;
-    let list: Value = client
-        .get(p.url(&platforms_path()))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = p.get(&platforms_path(), &token).await;
     let stored: Vec<&str> = list["callRecordingPlatforms"]
         .as_array()
         .unwrap()

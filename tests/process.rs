@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::process::{Process, command};
 use common::*;
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::io::AsyncWriteExt;
 
 const PASSWORD: &str = "process-test-password";
@@ -117,15 +117,7 @@ async fn kill_9_loses_no_acknowledged_write() {
 
     let p = Process::serve(data.path(), &envs).await;
     let token = p.login("admin", PASSWORD).await;
-    let list: Value = client
-        .get(p.url(&platforms_path()))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = p.get(&platforms_path(), &token).await;
     assert_eq!(list["systemDefault"], "P17");
     let platforms = list["callRecordingPlatforms"].as_array().unwrap();
     assert_eq!(platforms.len(), 40);

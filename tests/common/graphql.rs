@@ -25,18 +25,10 @@ pub fn platform_input(name: &str) -> Value {
 
 /// What `PLATFORM_FIELDS` of the platform added with `platform_input(name)` look like.
 pub fn platform_output(name: &str, is_default: bool) -> Value {
-    json!({
-        "name": name,
-        "netAddress": "10.0.32.55",
-        "port": 222,
-        "mediaStream": "DUAL",
-        "transportProtocol": "UDP",
-        "description": "test description",
-        "schemaVersion": "V1_0",
-        "supportVideoRecording": false,
-        "isDefault": is_default,
-        "usage": []
-    })
+    let mut output = platform_input(name);
+    output["isDefault"] = json!(is_default);
+    output["usage"] = json!([]);
+    output
 }
 
 /// The extensions of the only error of a response, checking there is exactly one.

@@ -97,6 +97,14 @@ impl TestApp {
 
     /// Logs in and returns the access token; panics unless the login succeeds.
     pub async fn login(&self, username: &str, password: &str) -> String {
+        self.login_answer(username, password).await["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_owned()
+    }
+
+    /// The whole answer of a successful login (tokens, ids, profile).
+    pub async fn login_answer(&self, username: &str, password: &str) -> Value {
         let (status, body) = self
             .call(
                 Method::POST,
@@ -106,10 +114,7 @@ impl TestApp {
             )
             .await;
         assert_eq!(status, StatusCode::OK, "login of {username}: {body}");
-        body["access_token"]
-            .as_str()
-            .expect("access_token")
-            .to_owned()
+        body
     }
 
     /// Sends a request with an optional bearer token and JSON body; returns status and body
@@ -284,15 +289,7 @@ impl TestApp {
 
     /// An access token of a session ended by logout.
     pub async fn revoked_token(&self, username: &str, password: &str) -> String {
-        let (status, login) = self
-            .call(
-                Method::POST,
-                "/api/v1/login/",
-                None,
-                Some(json!({"username": username, "password": password})),
-            )
-            .await;
-        assert_eq!(status, StatusCode::OK, "{login}");
+        let login = self.login_answer(username, password).await;
         let token = login["access_token"].as_str().expect("token").to_owned();
         let (status, _) = self
             .call(

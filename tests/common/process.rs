@@ -93,6 +93,18 @@ impl Process {
         format!("http://{}{}", self.addr, path)
     }
 
+    /// GETs `path` with a bearer token; panics unless the answer is 200 with JSON.
+    pub async fn get(&self, path: &str, token: &str) -> serde_json::Value {
+        let response = reqwest::Client::new()
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("answered");
+        assert_eq!(response.status(), 200, "GET {path}");
+        response.json().await.expect("JSON")
+    }
+
     /// Logs in and returns the access token; panics unless the login succeeds.
     pub async fn login(&self, username: &str, password: &str) -> String {
         let body: serde_json::Value = reqwest::Client::new()
