@@ -64,6 +64,10 @@ pub enum Error {
     /// The store cannot take writes now (disk full, I/O error); nothing was acknowledged.
     #[error("the store is unavailable; the change was not made")]
     Unavailable(String),
+    /// Every password-check slot stayed taken for the whole queueing time; nothing was checked
+    /// or changed. Retry after this many seconds.
+    #[error("the server is busy checking passwords; try again in {retry_after_seconds} s")]
+    Busy { retry_after_seconds: u64 },
     #[error("internal error")]
     Internal(String),
     #[error("{0}")]
@@ -99,7 +103,7 @@ impl Error {
             Error::PayloadTooLarge(_) => Code::PAYLOAD_TOO_LARGE,
             Error::MethodNotAllowed(_) => Code::METHOD_NOT_ALLOWED,
             Error::TooManyAttempts { .. } => Code::TOO_MANY_ATTEMPTS,
-            Error::Unavailable(_) => Code::UNAVAILABLE,
+            Error::Unavailable(_) | Error::Busy { .. } => Code::UNAVAILABLE,
             Error::Internal(_) => Code::INTERNAL,
             Error::Timeout(_) => Code::REQUEST_TIMEOUT,
         }
@@ -119,7 +123,7 @@ impl Error {
             Error::MethodNotAllowed(_) => 405,
             Error::PayloadTooLarge(_) => 413,
             Error::TooManyAttempts { .. } => 429,
-            Error::Unavailable(_) => 503,
+            Error::Unavailable(_) | Error::Busy { .. } => 503,
             Error::Internal(_) => 500,
         }
     }
@@ -135,6 +139,19 @@ impl Error {
     /// The message shown to clients: for store and internal failures, never the cause.
     pub fn public_message(&self) -> String {
         self.to_string()
+    }
+
+    /// How long the client should wait before asking again, for the errors that say so.
+    pub fn retry_after_seconds(&self) -> Option<u64> {
+        match self {
+            Error::TooManyAttempts {
+                retry_after_seconds,
+            }
+            | Error::Busy {
+                retry_after_seconds,
+            } => Some(*retry_after_seconds),
+            _ => None,
+        }
     }
 
     pub fn platform_missing() -> Error {

@@ -3,7 +3,6 @@
 use super::org::check_user_scope;
 use super::sessions::random_password;
 use super::{Decision, Service};
-use crate::auth::hash_password;
 use crate::error::{Error, Result};
 use crate::model::user::{check_password, check_username};
 use crate::model::{Level, NewUser, Principal, User};
@@ -11,12 +10,6 @@ use crate::store::{Change, Read};
 
 /// The username created in an empty store.
 pub const BOOTSTRAP_ADMIN: &str = "admin";
-
-async fn hash(password: String) -> Result<String> {
-    tokio::task::spawn_blocking(move || hash_password(&password))
-        .await
-        .map_err(|e| Error::Internal(e.to_string()))?
-}
 
 fn sessions_of(r: &dyn Read, username: &str) -> Result<Vec<Change>> {
     Ok(r.sessions()?
@@ -56,7 +49,7 @@ impl Service {
         })?;
         let user = User {
             username: new.username,
-            password_hash: hash(new.password).await?,
+            password_hash: self.password_checks.hash(new.password).await?,
             level: new.level,
             tenant_id: new.tenant_id,
             group_id: new.group_id,
@@ -119,7 +112,7 @@ impl Service {
         }
         check_username(username)?;
         check_password(password)?;
-        let password_hash = hash(password.to_owned()).await?;
+        let password_hash = self.password_checks.hash(password.to_owned()).await?;
         self.write(|r| {
             let mut user = r
                 .user(username)?

@@ -56,7 +56,8 @@ pub struct UserListBody {
 #[utoipa::path(operation_id = "addUser", post, path = "/api/v1/local/users/", tag = "users", security(("bearer" = [])),
     request_body = AddUserBody,
     responses((status = 200, body = UserBody), (status = 400, description = "invalid data; 11 ALREADY_EXISTS", body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 413, body = ErrorBody)))]
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 503, description = "every password check is busy; `Retry-After` says when to try again", body = ErrorBody)))]
 pub async fn add(
     State(s): State<AppState>,
     Caller(who): Caller,
