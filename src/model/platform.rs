@@ -88,7 +88,7 @@ pub struct PlatformChange {
 }
 
 pub fn check_name(name: &str) -> Result<()> {
-    text::check("name", name, NAME_MAX, true)
+    text::check_name("name", name, NAME_MAX)
 }
 
 /// An IPv4 or IPv6 literal, or a host or domain name of RFC 1123 labels.

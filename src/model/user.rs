@@ -98,7 +98,7 @@ pub struct NewUser {
 }
 
 pub fn check_username(username: &str) -> Result<()> {
-    text::check("username", username, USERNAME_MAX, true)
+    text::check_name("username", username, USERNAME_MAX)
 }
 
 pub fn check_password(password: &str) -> Result<()> {

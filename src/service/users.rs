@@ -4,6 +4,7 @@ use super::org::check_user_scope;
 use super::sessions::random_password;
 use super::{Decision, Service};
 use crate::error::{Error, Result};
+use crate::model::text;
 use crate::model::user::{check_password, check_username};
 use crate::model::{Level, NewUser, Principal, User};
 use crate::store::{Change, Read};
@@ -19,17 +20,26 @@ fn sessions_of(r: &dyn Read, username: &str) -> Result<Vec<Change>> {
         .collect())
 }
 
-/// The username is free, and the tenant and group the user belongs to exist.
+/// The username is free (also in its caseless form), and the tenant and group the user belongs to exist.
 fn check_addable(
     r: &dyn Read,
     username: &str,
     tenant_id: Option<&str>,
     group_id: Option<&str>,
 ) -> Result<()> {
+    let taken = |existing: &str| Error::AlreadyExists(format!("user '{existing}' already exists"));
     if r.user(username)?.is_some() {
-        return Err(Error::AlreadyExists(format!(
-            "user '{username}' already exists"
-        )));
+        return Err(taken(username));
+    }
+    // Users are few: the others are scanned for one that differs only in case, width or
+    // normalization.
+    let key = text::caseless_key(username);
+    if let Some(same) = r
+        .users()?
+        .into_iter()
+        .find(|u| text::caseless_key(&u.username) == key)
+    {
+        return Err(taken(&same.username));
     }
     check_user_scope(r, tenant_id, group_id)
 }
