@@ -102,7 +102,8 @@ pub struct AddPlatformBody {
     /// An IPv4 or IPv6 address, a host name or a domain.
     #[schema(required, nullable = false, min_length = 1, max_length = 80)]
     net_address: Option<String>,
-    #[schema(nullable = false, minimum = 1, maximum = 65535)]
+    /// `0` means no port, as an empty field in APIO's portal sends it.
+    #[schema(nullable = false, minimum = 0, maximum = 65535)]
     port: Option<i64>,
     #[schema(required, nullable = false)]
     media_stream: Option<MediaStream>,
@@ -122,7 +123,7 @@ impl TryFrom<AddPlatformBody> for NewPlatform {
         Ok(NewPlatform {
             name: required(b.name, "name")?,
             net_address: required(b.net_address, "netAddress")?,
-            port: b.port,
+            port: b.port.filter(|p| *p != 0),
             media_stream: required(b.media_stream, "mediaStream")?,
             transport_protocol: required(b.transport_protocol, "transportProtocol")?,
             description: b.description,
