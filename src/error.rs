@@ -76,6 +76,13 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+fn platform_missing_message(name: Option<&str>) -> String {
+    match name {
+        Some(name) => format!("Call Recording platform '{name}' does not exist."),
+        None => "Call Recording platform does not exist.".into(),
+    }
+}
+
 impl Error {
     pub fn invalid(field: impl Into<String>, message: impl fmt::Display) -> Error {
         Error::InvalidValue {
@@ -154,7 +161,21 @@ impl Error {
         }
     }
 
+    /// A change names a platform that does not exist (the documented 400/18 and message).
     pub fn platform_missing() -> Error {
-        Error::InvalidOperation("Call Recording platform does not exist.".into())
+        Error::InvalidOperation(platform_missing_message(None))
+    }
+
+    /// A read of one platform that does not exist (404).
+    pub fn platform_not_found(name: &str) -> Error {
+        Error::NotFound(platform_missing_message(Some(name)))
+    }
+
+    /// A group's assignment was sent without `name`, which must be a platform name or null.
+    pub fn assignment_name_required() -> Error {
+        Error::invalid(
+            "name",
+            "name is required: a platform name, or null to clear the assignment",
+        )
     }
 }

@@ -1,6 +1,7 @@
 //! Plain data of the call recording model and its validation. No I/O here: the store keeps
 //! these values, the service decides with them, and both HTTP layers parse into them.
 
+pub mod limits;
 pub mod org;
 pub mod platform;
 pub mod properties;

@@ -6,7 +6,7 @@ use super::text;
 use crate::error::Result;
 
 /// BroadWorks' length limit for service provider and group ids.
-pub const ID_MAX: usize = 30;
+pub const ID_MAX: usize = crate::limit!(ID_MAX);
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

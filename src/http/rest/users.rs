@@ -14,9 +14,7 @@ use crate::model::{Level, NewUser, User};
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct AddUserBody {
-    #[schema(min_length = 1, max_length = 80)]
     username: String,
-    #[schema(min_length = 8, max_length = 1024)]
     password: String,
     /// 16 System Admin, 12 Tenant Admin, 8 Group Admin, 0 End User.
     #[schema(example = 12)]
