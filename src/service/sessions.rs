@@ -156,7 +156,7 @@ impl Service {
             id: random_id(),
             username: user.username.clone(),
             expires_at: now + self.tokens.refresh_ttl.as_secs(),
-            created_at: now,
+            created_at_ms: now_millis(),
             refresh_id: random_id(),
             previous_refresh_id: None,
             previous_until_ms: 0,
@@ -174,7 +174,7 @@ impl Service {
                 .filter(|s| s.username == session.username)
                 .collect();
             if open.len() >= cap {
-                open.sort_by_key(|s| (s.created_at, s.expires_at));
+                open.sort_by_key(|s| (s.created_at_ms, s.expires_at));
                 for oldest in &open[..=open.len() - cap] {
                     d = d.change(Change::DeleteSession(oldest.id.clone()));
                 }

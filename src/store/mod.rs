@@ -21,10 +21,10 @@ pub struct Session {
     pub username: String,
     /// Unix seconds after which the session's refresh token is refused.
     pub expires_at: u64,
-    /// Unix seconds of the login; past a user's session cap the oldest are ended first.
+    /// Unix milliseconds of the login; past a user's session cap the oldest are ended first.
     /// The fields below are absent from sessions stored before they existed.
     #[serde(default)]
-    pub created_at: u64,
+    pub created_at_ms: u64,
     /// The id of the one refresh token the session accepts now (empty for sessions whose
     /// refresh token predates rotation and carries no id).
     #[serde(default)]
