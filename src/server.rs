@@ -151,7 +151,9 @@ impl Server {
         if let Some(metrics) = metrics {
             let _ = metrics.await;
         }
+        // Awaited so that its handle on the service (and so the store) is gone on return.
         pruning.abort();
+        let _ = pruning.await;
         self.service.flush().await?;
         Ok(())
     }
