@@ -60,6 +60,23 @@ pub struct ServeArgs {
     /// How long a username stays locked after too many failed logins, in seconds.
     #[arg(long, env = "CALLREC_LOGIN_LOCKOUT", default_value_t = 60)]
     pub login_lockout: u64,
+    /// How long a refresh token that has been used (and so replaced) is still accepted, in
+    /// seconds; presented later, it ends its session.
+    #[arg(long, env = "CALLREC_REFRESH_TOKEN_GRACE", default_value_t = 30)]
+    pub refresh_token_grace: u64,
+    /// Login sessions one user may hold; a new login past it ends the user's oldest session.
+    #[arg(long, env = "CALLREC_MAX_SESSIONS_PER_USER", default_value_t = 20)]
+    pub max_sessions_per_user: usize,
+    /// How often expired sessions are removed from the store, in seconds.
+    #[arg(long, env = "CALLREC_SESSION_PRUNE_INTERVAL", default_value_t = 60)]
+    pub session_prune_interval: u64,
+    /// Password checks and hashes run at once (each takes 19 MiB); default twice the cores.
+    #[arg(long, env = "CALLREC_MAX_PASSWORD_CHECKS")]
+    pub max_password_checks: Option<usize>,
+    /// How long a login waits for a free password check before it is answered 503, in
+    /// milliseconds.
+    #[arg(long, env = "CALLREC_PASSWORD_CHECK_WAIT_MS", default_value_t = 2000)]
+    pub password_check_wait_ms: u64,
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "CALLREC_BODY_LIMIT", default_value_t = 64 * 1024)]
     pub body_limit: usize,

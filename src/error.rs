@@ -64,6 +64,10 @@ pub enum Error {
     /// The store cannot take writes now (disk full, I/O error); nothing was acknowledged.
     #[error("the store is unavailable; the change was not made")]
     Unavailable(String),
+    /// Every password-check slot stayed taken for the whole queueing time; nothing was checked
+    /// or changed. Retry after this many seconds.
+    #[error("the server is busy checking passwords; try again in {retry_after_seconds} s")]
+    Busy { retry_after_seconds: u64 },
     #[error("internal error")]
     Internal(String),
     #[error("{0}")]
@@ -71,6 +75,13 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+fn platform_missing_message(name: Option<&str>) -> String {
+    match name {
+        Some(name) => format!("Call Recording platform '{name}' does not exist."),
+        None => "Call Recording platform does not exist.".into(),
+    }
+}
 
 impl Error {
     pub fn invalid(field: impl Into<String>, message: impl fmt::Display) -> Error {
@@ -99,7 +110,7 @@ impl Error {
             Error::PayloadTooLarge(_) => Code::PAYLOAD_TOO_LARGE,
             Error::MethodNotAllowed(_) => Code::METHOD_NOT_ALLOWED,
             Error::TooManyAttempts { .. } => Code::TOO_MANY_ATTEMPTS,
-            Error::Unavailable(_) => Code::UNAVAILABLE,
+            Error::Unavailable(_) | Error::Busy { .. } => Code::UNAVAILABLE,
             Error::Internal(_) => Code::INTERNAL,
             Error::Timeout(_) => Code::REQUEST_TIMEOUT,
         }
@@ -119,7 +130,7 @@ impl Error {
             Error::MethodNotAllowed(_) => 405,
             Error::PayloadTooLarge(_) => 413,
             Error::TooManyAttempts { .. } => 429,
-            Error::Unavailable(_) => 503,
+            Error::Unavailable(_) | Error::Busy { .. } => 503,
             Error::Internal(_) => 500,
         }
     }
@@ -137,7 +148,34 @@ impl Error {
         self.to_string()
     }
 
+    /// How long the client should wait before asking again, for the errors that say so.
+    pub fn retry_after_seconds(&self) -> Option<u64> {
+        match self {
+            Error::TooManyAttempts {
+                retry_after_seconds,
+            }
+            | Error::Busy {
+                retry_after_seconds,
+            } => Some(*retry_after_seconds),
+            _ => None,
+        }
+    }
+
+    /// A change names a platform that does not exist (the documented 400/18 and message).
     pub fn platform_missing() -> Error {
-        Error::InvalidOperation("Call Recording platform does not exist.".into())
+        Error::InvalidOperation(platform_missing_message(None))
+    }
+
+    /// A read of one platform that does not exist (404).
+    pub fn platform_not_found(name: &str) -> Error {
+        Error::NotFound(platform_missing_message(Some(name)))
+    }
+
+    /// A group's assignment was sent without `name`, which must be a platform name or null.
+    pub fn assignment_name_required() -> Error {
+        Error::invalid(
+            "name",
+            "name is required: a platform name, or null to clear the assignment",
+        )
     }
 }

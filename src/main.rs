@@ -4,6 +4,7 @@ use callrec_gateway::config::{Cli, Command};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    callrec_gateway::auth::return_freed_memory_to_the_system();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => callrec_gateway::server::run(args).await,

@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::net::TcpListener;
 
+use crate::auth::PasswordChecks;
 use crate::config::{LogFormat, ServeArgs};
 use crate::http::serve::{Draining, ServeOptions, serve};
 use crate::http::{self, HttpOptions};
@@ -35,6 +36,7 @@ pub struct Server {
     serve_options: ServeOptions,
     /// How long the server goes on (reads only) after its store failed, before it stops.
     store_failure_exit: Duration,
+    session_prune_interval: Duration,
     /// The password of the `admin` user created in an empty store, when none was given.
     pub generated_admin_password: Option<String>,
 }
@@ -63,6 +65,12 @@ impl Server {
             refresh_ttl: Duration::from_secs(args.refresh_token_ttl),
             max_failed_logins: args.max_failed_logins,
             lockout: Duration::from_secs(args.login_lockout),
+            refresh_grace: Duration::from_secs(args.refresh_token_grace),
+            max_sessions_per_user: args.max_sessions_per_user,
+            max_password_checks: args
+                .max_password_checks
+                .unwrap_or_else(PasswordChecks::default_slots),
+            password_check_wait: Duration::from_millis(args.password_check_wait_ms),
         };
         let service = Arc::new(Service::new(Arc::new(store), settings).await?);
         let generated_admin_password = service
@@ -103,6 +111,7 @@ impl Server {
                 draining,
             },
             store_failure_exit: Duration::from_secs(args.store_failure_exit),
+            session_prune_interval: Duration::from_secs(args.session_prune_interval.max(1)),
             generated_admin_password,
         })
     }
@@ -128,6 +137,10 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let router = http::app(self.service.clone(), &self.options);
+        let pruning = tokio::spawn(prune_sessions(
+            self.service.clone(),
+            self.session_prune_interval,
+        ));
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let metrics = self.metrics_listener.map(|listener| {
             let app = http::metrics_app(self.service.clone(), &self.options);
@@ -171,6 +184,9 @@ impl Server {
         if let Some(metrics) = metrics {
             let _ = metrics.await;
         }
+        // Awaited so that its handle on the service (and so the store) is gone on return.
+        pruning.abort();
+        let _ = pruning.await;
         // The final flush has a time limit too: a store that cannot write must not hold the
         // process past its grace period.
         let flushed = match tokio::time::timeout(grace, self.service.flush()).await {
@@ -185,6 +201,21 @@ impl Server {
             (Ok(()), None) => Ok(()),
             (Ok(()), Some(cause)) | (Err(_), Some(cause)) => Err(StoreFailed(cause).into()),
             (Err(e), None) => Err(StoreFailed(format!("{e:#}")).into()),
+        }
+    }
+}
+
+/// Removes expired sessions every `interval` while the server runs (and once at start, in
+/// [`Server::start`]), so that the store does not keep every session ever opened.
+async fn prune_sessions(service: Arc<Service>, interval: Duration) {
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match service.prune_sessions().await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(sessions = n, "expired sessions removed"),
+            Err(e) => tracing::warn!(error = %e, "expired sessions could not be removed"),
         }
     }
 }

@@ -55,7 +55,6 @@ async fn every_invalid_field_of_an_add_is_named() {
         ("netAddress", json!("10.0.0.300")),
         ("netAddress", json!("h".repeat(81))),
         ("netAddress", Value::Null),
-        ("port", json!(0)),
         ("port", json!(65536)),
         ("port", json!(-5)),
         ("port", json!(1.5)),

@@ -81,6 +81,35 @@ async fn optional_fields_are_absent_when_unset() {
 }
 
 #[tokio::test]
+async fn port_zero_on_add_means_no_port() {
+    let app = TestApp::start().await;
+    let mut p = platform("Portal Form");
+    p["port"] = json!(0);
+    let (status, body) = add(&app, p).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, one) = app.get(&platform_path("Portal Form")).await;
+    assert!(one.get("port").is_none(), "{one}");
+    assert_eq!(one["netAddress"], "10.0.32.55");
+    // GraphQL says "no port" with null; 0 stays out of range there.
+    let mut input = common::graphql::platform_input("GraphQL Zero");
+    input["port"] = json!(0);
+    let answer = app
+        .gql(
+            "mutation($input: AddCallRecordingPlatformInput!) { addCallRecordingPlatform(input: $input) { name } }",
+            json!({"input": input}),
+        )
+        .await;
+    assert_eq!(
+        answer["errors"][0]["extensions"]["field"], "port",
+        "{answer}"
+    );
+    assert_eq!(
+        app.get(&platform_path("GraphQL Zero")).await.0,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
 async fn get_one_has_documented_shape_and_404_when_missing() {
     let app = TestApp::start().await;
     add(&app, platform("Call Rec Platform 1")).await;

@@ -1,9 +1,11 @@
-//! Credentials: password hashing, signed tokens, and the failed-login throttle.
+//! Credentials: password hashing and its bound, signed tokens, and the failed-login throttle.
 
 mod password;
 mod throttle;
 mod tokens;
 
-pub use password::{hash_password, verify_password};
-pub use throttle::Throttle;
+pub use password::{
+    PasswordChecks, hash_password, return_freed_memory_to_the_system, verify_password,
+};
+pub use throttle::{Attempt, LoginThrottle, Outcome, Throttle};
 pub use tokens::{Claims, TokenKind, Tokens};

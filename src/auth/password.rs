@@ -1,10 +1,17 @@
-//! argon2id password hashes in PHC string form.
+//! argon2id password hashes in PHC string form, and the bound on how many are computed at once.
+//!
+//! Each check takes 19 MiB (argon2's default memory cost) for its duration, so an unbounded
+//! number of parallel logins is an unbounded amount of memory. [`PasswordChecks`] runs at most
+//! a fixed number at once; a caller that cannot get a slot within a short queueing time gets
+//! [`Error::Busy`] (503 with `Retry-After`).
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use tokio::sync::Semaphore;
 
 use crate::error::{Error, Result};
 
@@ -32,6 +39,70 @@ pub fn verify_password(password: &str, hash: Option<&str>) -> bool {
     ok && hash.is_some()
 }
 
+/// At most `slots` password hashes or checks at once, on the blocking pool.
+pub struct PasswordChecks {
+    slots: Arc<Semaphore>,
+    queue_wait: Duration,
+}
+
+impl PasswordChecks {
+    /// `slots` is at least 1.
+    pub fn new(slots: usize, queue_wait: Duration) -> PasswordChecks {
+        PasswordChecks {
+            slots: Arc::new(Semaphore::new(slots.max(1))),
+            queue_wait,
+        }
+    }
+
+    /// Twice the cores: enough to keep every core busy while one check waits to be scheduled.
+    pub fn default_slots() -> usize {
+        std::thread::available_parallelism().map_or(2, |n| n.get() * 2)
+    }
+
+    /// Runs `work` once a slot is free. The slot is held until `work` has finished, even when
+    /// the caller stops waiting for the answer, so the bound holds for memory too.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T> {
+        let slot = tokio::time::timeout(self.queue_wait, self.slots.clone().acquire_owned())
+            .await
+            .map_err(|_| Error::Busy {
+                retry_after_seconds: self.queue_wait.as_secs().max(1),
+            })?
+            .map_err(|_| Error::Internal("the password check slots are closed".into()))?;
+        tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            work()
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("password check failed: {e}")))
+    }
+
+    pub async fn hash(&self, password: String) -> Result<String> {
+        self.run(move || hash_password(&password)).await?
+    }
+}
+
+/// Makes glibc give every large freed block straight back to the system. By default glibc
+/// raises its mmap threshold to the size of the largest block freed so far (up to 32 MiB), so
+/// after the first password check each later 19 MiB buffer comes from, and is kept in, the
+/// heap of whichever thread ran it: a burst of logins would leave the process hundreds of MB
+/// larger for good. A fixed threshold keeps those buffers as separate mappings that are
+/// unmapped when freed. Call once at start, before serving.
+pub fn return_freed_memory_to_the_system() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        /// Blocks from this size up are mapped on their own, never kept in a heap.
+        const MMAP_THRESHOLD: libc::c_int = 1024 * 1024;
+        // SAFETY: mallopt only changes allocator parameters; it takes glibc's own lock and
+        // has no memory-safety preconditions.
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -46,5 +117,35 @@ mod tests {
         assert!(!verify_password("wrong horse", Some(&a)));
         assert!(!verify_password("correct horse", None));
         assert!(!verify_password("x", Some("not a hash")));
+    }
+
+    #[tokio::test]
+    async fn a_full_bound_answers_busy_after_the_queueing_time() {
+        let checks = Arc::new(PasswordChecks::new(1, Duration::from_millis(50)));
+        let (release, hold) = std::sync::mpsc::channel::<()>();
+        let running = {
+            let checks = checks.clone();
+            tokio::spawn(async move {
+                checks
+                    .run(move || {
+                        let _ = hold.recv();
+                    })
+                    .await
+            })
+        };
+        // Wait until the first job holds the only slot.
+        while checks.slots.available_permits() > 0 {
+            tokio::task::yield_now().await;
+        }
+        let refused = checks.run(|| ()).await.unwrap_err();
+        assert_eq!(
+            refused,
+            Error::Busy {
+                retry_after_seconds: 1
+            }
+        );
+        release.send(()).unwrap();
+        running.await.unwrap().unwrap();
+        assert_eq!(checks.run(|| 7).await.unwrap(), 7);
     }
 }

@@ -22,6 +22,11 @@ pub struct Claims {
     /// The session the token belongs to.
     pub sid: String,
     pub typ: TokenKind,
+    /// A refresh token's own id: the session accepts only its current one (and, for a short
+    /// grace, the one before). Empty in access tokens and in refresh tokens issued before
+    /// refresh tokens rotated.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub jti: String,
     pub iat: u64,
     pub exp: u64,
 }
@@ -56,7 +61,16 @@ impl Tokens {
         }
     }
 
-    pub fn issue(&self, kind: TokenKind, username: &str, session: &str) -> Result<String> {
+    pub fn issue_access(&self, username: &str, session: &str) -> Result<String> {
+        self.issue(TokenKind::Access, username, session, "")
+    }
+
+    /// A refresh token of a session, with the id the session keeps as its current one.
+    pub fn issue_refresh(&self, username: &str, session: &str, id: &str) -> Result<String> {
+        self.issue(TokenKind::Refresh, username, session, id)
+    }
+
+    fn issue(&self, kind: TokenKind, username: &str, session: &str, id: &str) -> Result<String> {
         let ttl = match kind {
             TokenKind::Access => self.access_ttl,
             TokenKind::Refresh => self.refresh_ttl,
@@ -66,6 +80,7 @@ impl Tokens {
             sub: username.to_owned(),
             sid: session.to_owned(),
             typ: kind,
+            jti: id.to_owned(),
             iat,
             exp: iat + ttl.as_secs(),
         })
@@ -114,16 +129,18 @@ mod tests {
     #[test]
     fn round_trip_and_kind_check() {
         let t = tokens();
-        let access = t.issue(TokenKind::Access, "admin", "s1").unwrap();
+        let access = t.issue_access("admin", "s1").unwrap();
         let claims = t.verify(&access, TokenKind::Access).unwrap();
         assert_eq!((claims.sub.as_str(), claims.sid.as_str()), ("admin", "s1"));
         assert!(t.verify(&access, TokenKind::Refresh).is_err());
+        let refresh = t.issue_refresh("admin", "s1", "r1").unwrap();
+        assert_eq!(t.verify(&refresh, TokenKind::Refresh).unwrap().jti, "r1");
     }
 
     #[test]
     fn refuses_tampered_foreign_and_expired_tokens() {
         let t = tokens();
-        let access = t.issue(TokenKind::Access, "admin", "s1").unwrap();
+        let access = t.issue_access("admin", "s1").unwrap();
         let mut tampered = access.clone().into_bytes();
         let i = tampered.len() - 3;
         tampered[i] = if tampered[i] == b'A' { b'B' } else { b'A' };
@@ -138,6 +155,7 @@ mod tests {
                 sub: "admin".into(),
                 sid: "s1".into(),
                 typ: TokenKind::Access,
+                jti: String::new(),
                 iat: 1,
                 exp: 2,
             })

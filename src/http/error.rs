@@ -43,7 +43,8 @@ pub struct ErrorDetails {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     pub field: Option<String>,
-    /// How long a locked username must wait before the next login.
+    /// How long to wait before trying again: a locked username (429), or every password check
+    /// busy (503).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     pub retry_after_seconds: Option<u64>,
@@ -52,12 +53,7 @@ pub struct ErrorDetails {
 impl ErrorBody {
     pub fn of(e: &Error) -> ErrorBody {
         let code = e.code();
-        let retry_after_seconds = match e {
-            Error::TooManyAttempts {
-                retry_after_seconds,
-            } => Some(*retry_after_seconds),
-            _ => None,
-        };
+        let retry_after_seconds = e.retry_after_seconds();
         ErrorBody {
             errors: vec![ErrorItem {
                 code: code.number,
@@ -84,18 +80,11 @@ impl IntoResponse for ApiError {
         let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut response = (status, axum::Json(ErrorBody::of(&e))).into_response();
         let headers = response.headers_mut();
-        match &e {
-            Error::Unauthenticated(_) => {
-                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            }
-            Error::TooManyAttempts {
-                retry_after_seconds,
-            } => {
-                if let Ok(v) = HeaderValue::from_str(&retry_after_seconds.to_string()) {
-                    headers.insert(header::RETRY_AFTER, v);
-                }
-            }
-            _ => {}
+        if let Error::Unauthenticated(_) = &e {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Some(seconds) = e.retry_after_seconds() {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }

@@ -97,7 +97,8 @@ fn documented(options: &HttpOptions) -> OpenApiRouter<AppState> {
 /// The whole application; tests serve the same router.
 pub fn app(service: Arc<Service>, options: &HttpOptions) -> Router {
     metrics::install();
-    let (router, doc) = documented(options).split_for_parts();
+    let (router, mut doc) = documented(options).split_for_parts();
+    utoipa::Modify::modify(&openapi::ModelRanges, &mut doc);
     let doc = Arc::new(doc.to_json().unwrap_or_default());
     let inner = router
         .route(

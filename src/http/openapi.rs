@@ -6,6 +6,10 @@ use utoipa::{Modify, OpenApi};
 
 use super::error::ErrorBody;
 
+mod ranges;
+
+pub use ranges::ModelRanges;
+
 #[derive(OpenApi)]
 #[openapi(
     info(

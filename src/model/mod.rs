@@ -44,6 +44,7 @@
 //! clients can never make two defaults, delete a platform in use or leave usage out of step;
 //! a change is acknowledged only once it is on disk.
 
+pub mod limits;
 pub mod org;
 pub mod platform;
 pub mod properties;

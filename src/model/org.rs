@@ -6,7 +6,7 @@ use super::text;
 use crate::error::Result;
 
 /// BroadWorks' length limit for service provider and group ids.
-pub const ID_MAX: usize = 30;
+pub const ID_MAX: usize = crate::limit!(ID_MAX);
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -51,9 +51,9 @@ pub fn group_missing(tenant_id: &str, group_id: &str) -> String {
 }
 
 pub fn check_tenant_id(id: &str) -> Result<()> {
-    text::check("tenantId", id, ID_MAX, true)
+    text::check_name("tenantId", id, ID_MAX)
 }
 
 pub fn check_group_id(id: &str) -> Result<()> {
-    text::check("groupId", id, ID_MAX, true)
+    text::check_name("groupId", id, ID_MAX)
 }

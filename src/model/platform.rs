@@ -8,9 +8,11 @@ use utoipa::ToSchema;
 use super::text;
 use crate::error::{Error, Result};
 
-pub const NAME_MAX: usize = 80;
-pub const NET_ADDRESS_MAX: usize = 80;
-pub const DESCRIPTION_MAX: usize = 80;
+pub const NAME_MAX: usize = crate::limit!(NAME_MAX);
+pub const NET_ADDRESS_MAX: usize = crate::limit!(NET_ADDRESS_MAX);
+pub const DESCRIPTION_MAX: usize = crate::limit!(DESCRIPTION_MAX);
+pub const PORT_MIN: u16 = crate::limit!(PORT_MIN);
+pub const PORT_MAX: u16 = crate::limit!(PORT_MAX);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub enum MediaStream {
@@ -42,18 +44,16 @@ pub enum SchemaVersion {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Platform {
-    #[schema(min_length = 1, max_length = 80)]
     pub name: String,
     /// An IPv4 or IPv6 address, a host name or a domain.
-    #[schema(min_length = 1, max_length = 80)]
     pub net_address: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(minimum = 1, maximum = 65535, nullable = false)]
+    #[schema(nullable = false)]
     pub port: Option<u16>,
     pub media_stream: MediaStream,
     pub transport_protocol: TransportProtocol,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(min_length = 1, max_length = 80, nullable = false)]
+    #[schema(nullable = false)]
     pub description: Option<String>,
     pub schema_version: SchemaVersion,
     pub support_video_recording: bool,
@@ -88,7 +88,7 @@ pub struct PlatformChange {
 }
 
 pub fn check_name(name: &str) -> Result<()> {
-    text::check("name", name, NAME_MAX, true)
+    text::check_name("name", name, NAME_MAX)
 }
 
 /// An IPv4 or IPv6 literal, or a host or domain name of RFC 1123 labels.
@@ -128,8 +128,13 @@ pub fn check_net_address(address: &str) -> Result<()> {
 pub fn check_port(port: i64) -> Result<u16> {
     u16::try_from(port)
         .ok()
-        .filter(|p| *p >= 1)
-        .ok_or_else(|| Error::invalid("port", format!("port must be 1-65535 (got {port})")))
+        .filter(|p| (PORT_MIN..=PORT_MAX).contains(p))
+        .ok_or_else(|| {
+            Error::invalid(
+                "port",
+                format!("port must be {PORT_MIN}-{PORT_MAX} (got {port})"),
+            )
+        })
 }
 
 pub fn check_description(description: &str) -> Result<()> {

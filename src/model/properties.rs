@@ -10,12 +10,9 @@ use crate::error::{Error, Result};
 pub struct Properties {
     pub continue_call_after_recording_failure: bool,
     /// Deprecated, still served.
-    #[schema(minimum = 10, maximum = 300)]
     pub refresh_period_seconds: u32,
     /// Deprecated, still served.
-    #[schema(minimum = 1, maximum = 10)]
     pub max_consecutive_failures: u32,
-    #[schema(minimum = 50, maximum = 10000)]
     pub max_response_wait_time_milliseconds: u32,
     pub continue_call_after_video_recording_failure: bool,
 }
@@ -43,9 +40,18 @@ pub struct PropertiesChange {
     pub continue_call_after_video_recording_failure: Option<bool>,
 }
 
-pub const REFRESH_PERIOD_SECONDS: (u32, u32) = (10, 300);
-pub const MAX_CONSECUTIVE_FAILURES: (u32, u32) = (1, 10);
-pub const MAX_RESPONSE_WAIT_TIME_MILLISECONDS: (u32, u32) = (50, 10_000);
+pub const REFRESH_PERIOD_SECONDS: (u32, u32) = (
+    crate::limit!(REFRESH_PERIOD_SECONDS_MIN),
+    crate::limit!(REFRESH_PERIOD_SECONDS_MAX),
+);
+pub const MAX_CONSECUTIVE_FAILURES: (u32, u32) = (
+    crate::limit!(MAX_CONSECUTIVE_FAILURES_MIN),
+    crate::limit!(MAX_CONSECUTIVE_FAILURES_MAX),
+);
+pub const MAX_RESPONSE_WAIT_TIME_MILLISECONDS: (u32, u32) = (
+    crate::limit!(MAX_RESPONSE_WAIT_TIME_MILLISECONDS_MIN),
+    crate::limit!(MAX_RESPONSE_WAIT_TIME_MILLISECONDS_MAX),
+);
 
 fn in_range(field: &str, value: i64, (min, max): (u32, u32)) -> Result<u32> {
     u32::try_from(value)

@@ -5,10 +5,10 @@ use serde::{Deserialize, Serialize};
 use super::{org, text};
 use crate::error::{Error, Result};
 
-pub const USERNAME_MAX: usize = 80;
-pub const PASSWORD_MIN: usize = 8;
+pub const USERNAME_MAX: usize = crate::limit!(USERNAME_MAX);
+pub const PASSWORD_MIN: usize = crate::limit!(PASSWORD_MIN);
 /// Hashing cost grows with the input; longer passwords are refused before hashing.
-pub const PASSWORD_MAX: usize = 1024;
+pub const PASSWORD_MAX: usize = crate::limit!(PASSWORD_MAX);
 
 /// APIO's numbering of user levels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -98,7 +98,7 @@ pub struct NewUser {
 }
 
 pub fn check_username(username: &str) -> Result<()> {
-    text::check("username", username, USERNAME_MAX, true)
+    text::check_name("username", username, USERNAME_MAX)
 }
 
 pub fn check_password(password: &str) -> Result<()> {

@@ -16,8 +16,8 @@ use tokio::sync::broadcast;
 pub use self::events::Event;
 pub use self::platforms::{PlatformEntry, PlatformList};
 use self::sessions::KnownToken;
-pub use self::sessions::{LoginAnswer, SessionSettings};
-use crate::auth::{Throttle, Tokens};
+pub use self::sessions::{LoginAnswer, RefreshAnswer, SessionSettings};
+use crate::auth::{LoginThrottle, PasswordChecks, Throttle, Tokens};
 use crate::error::Result;
 use crate::store::{Change, Read, Store, Ticket};
 
@@ -45,7 +45,9 @@ pub struct Service {
     /// Events of commits not yet known durable, in commit order.
     pending: Mutex<VecDeque<(Ticket, Event)>>,
     tokens: Tokens,
-    throttle: Throttle,
+    throttle: Arc<dyn LoginThrottle>,
+    /// Bounds the memory and CPU that password hashing and checking take.
+    password_checks: PasswordChecks,
     settings: SessionSettings,
     /// The platform list as last read, dropped by every commit (see [`Service::platforms`]).
     platform_list: Mutex<Option<Arc<PlatformList>>>,
@@ -85,7 +87,9 @@ impl Service {
     pub async fn new(store: Arc<dyn Store>, settings: SessionSettings) -> Result<Service> {
         let tokens = sessions::load_tokens(&*store, &settings).await?;
         let (events, _) = broadcast::channel(EVENT_BUFFER);
-        let throttle = Throttle::new(settings.max_failed_logins, settings.lockout);
+        let throttle = Arc::new(Throttle::new(settings.max_failed_logins, settings.lockout));
+        let password_checks =
+            PasswordChecks::new(settings.max_password_checks, settings.password_check_wait);
         Ok(Service {
             store,
             write_gate: tokio::sync::Mutex::new(()),
@@ -93,6 +97,7 @@ impl Service {
             pending: Mutex::new(VecDeque::new()),
             tokens,
             throttle,
+            password_checks,
             settings,
             platform_list: Mutex::new(None),
             principals: Mutex::new(HashMap::new()),

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use super::{Decision, Event, Service};
 use crate::error::{Error, Result};
+use crate::model::text;
 use crate::model::{GroupRef, Level, NewPlatform, Platform, PlatformChange, Principal};
 use crate::store::{Change, Read};
 
@@ -25,6 +26,28 @@ const DEFAULT_NOT_DELETED: &str = "The system default Recording Platform cannot 
 
 fn existing(r: &dyn Read, name: &str) -> Result<Platform> {
     r.platform(name)?.ok_or_else(Error::platform_missing)
+}
+
+/// No platform has this name, nor one that is the same text in another Unicode normalization
+/// (NFC). Platforms are few, so the others are scanned; the caller holds the writer lock.
+fn check_name_free(r: &dyn Read, name: &str) -> Result<()> {
+    let taken = |existing: &str| {
+        Error::AlreadyExists(format!(
+            "Call Recording platform '{existing}' already exists."
+        ))
+    };
+    if r.platform(name)?.is_some() {
+        return Err(taken(name));
+    }
+    let key = text::canonical_key(name);
+    match r
+        .platforms()?
+        .into_iter()
+        .find(|p| text::canonical_key(&p.name) == key)
+    {
+        Some(same) => Err(taken(&same.name)),
+        None => Ok(()),
+    }
 }
 
 impl Service {
@@ -68,12 +91,7 @@ impl Service {
         who.require(Level::SystemAdmin)?;
         let platform = new.validate()?;
         self.write(|r| {
-            if r.platform(&platform.name)?.is_some() {
-                return Err(Error::AlreadyExists(format!(
-                    "Call Recording platform '{}' already exists.",
-                    platform.name
-                )));
-            }
+            check_name_free(r, &platform.name)?;
             let first = r.system_default()?.is_none();
             let entry = PlatformEntry {
                 platform: platform.clone(),

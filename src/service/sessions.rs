@@ -1,13 +1,13 @@
 //! Login, token refresh, logout, and turning an access token into a [`Principal`].
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rand::RngCore;
 use rand::distributions::{Alphanumeric, DistString};
 use rand::rngs::OsRng;
 
 use super::{Decision, Service};
-use crate::auth::{TokenKind, Tokens, verify_password};
+use crate::auth::{Attempt, Outcome, PasswordChecks, TokenKind, Tokens, verify_password};
 use crate::error::{Error, Result};
 use crate::model::Principal;
 use crate::store::{Change, Session, Store, Ticket};
@@ -31,6 +31,14 @@ pub struct SessionSettings {
     /// Consecutive failed logins after which a username is locked.
     pub max_failed_logins: u32,
     pub lockout: Duration,
+    /// How long a refresh token that has been used once is still accepted.
+    pub refresh_grace: Duration,
+    /// Sessions one user may hold; a login past it ends the oldest.
+    pub max_sessions_per_user: usize,
+    /// Password hashes and checks computed at once.
+    pub max_password_checks: usize,
+    /// How long a password check waits for a free slot before the answer is 503.
+    pub password_check_wait: Duration,
 }
 
 impl Default for SessionSettings {
@@ -40,6 +48,10 @@ impl Default for SessionSettings {
             refresh_ttl: Duration::from_secs(24 * 3600),
             max_failed_logins: 5,
             lockout: Duration::from_secs(60),
+            refresh_grace: Duration::from_secs(30),
+            max_sessions_per_user: 20,
+            max_password_checks: PasswordChecks::default_slots(),
+            password_check_wait: Duration::from_secs(2),
         }
     }
 }
@@ -51,8 +63,20 @@ pub struct LoginAnswer {
     pub principal: Principal,
 }
 
+/// A used refresh token's answer: a new access token and the refresh token to use next.
+pub struct RefreshAnswer {
+    pub access_token: String,
+    pub refresh_token: String,
+}
+
 fn now() -> u64 {
     crate::auth::Claims::now()
+}
+
+fn now_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// Loads the signing key, creating and storing it on first start.
@@ -92,43 +116,72 @@ impl Service {
         &self.settings
     }
 
+    /// Checks the password and opens a session. The attempt is counted by the throttle
+    /// before its password is checked (see `auth::throttle`).
     pub async fn login(&self, username: &str, password: &str) -> Result<LoginAnswer> {
-        if let Err(seconds) = self.throttle.check(username) {
-            return Err(Error::TooManyAttempts {
+        let attempt = Attempt::begin(self.throttle.clone(), username).map_err(|seconds| {
+            Error::TooManyAttempts {
                 retry_after_seconds: seconds,
-            });
-        }
+            }
+        })?;
         let user = self.read(|r| r.user(username))?;
-        let (hash, attempt) = (
+        let (hash, typed) = (
             user.as_ref().map(|u| u.password_hash.clone()),
             password.to_owned(),
         );
-        let ok = tokio::task::spawn_blocking(move || verify_password(&attempt, hash.as_deref()))
-            .await
-            .map_err(|e| Error::Internal(e.to_string()))?;
+        // The outcome is recorded where the check runs, so a caller that goes away mid-check
+        // is still counted; one refused for lack of a slot drops `attempt` unchecked.
+        let ok = self
+            .password_checks
+            .run(move || {
+                let ok = verify_password(&typed, hash.as_deref());
+                attempt.finish(if ok {
+                    Outcome::Succeeded
+                } else {
+                    Outcome::Failed
+                });
+                ok
+            })
+            .await?;
         let user = match user {
             Some(user) if ok => user,
             _ => {
-                self.throttle.failed(username);
                 return Err(Error::Unauthenticated(
                     "invalid username or password".into(),
                 ));
             }
         };
-        self.throttle.succeeded(username);
+        let now = now();
         let session = Session {
             id: random_id(),
             username: user.username.clone(),
-            expires_at: now() + self.tokens.refresh_ttl.as_secs(),
+            expires_at: now + self.tokens.refresh_ttl.as_secs(),
+            created_at_ms: now_millis(),
+            refresh_id: random_id(),
+            previous_refresh_id: None,
+            previous_until_ms: 0,
         };
-        let (access_token, refresh_token) = (
+        let access_token = self.tokens.issue_access(&user.username, &session.id)?;
+        let refresh_token =
             self.tokens
-                .issue(TokenKind::Access, &user.username, &session.id)?,
-            self.tokens
-                .issue(TokenKind::Refresh, &user.username, &session.id)?,
-        );
-        self.write(|_| Ok(Decision::new(()).change(Change::PutSession(session))))
-            .await?;
+                .issue_refresh(&user.username, &session.id, &session.refresh_id)?;
+        let cap = self.settings.max_sessions_per_user.max(1);
+        self.write(|r| {
+            let mut d = Decision::new(());
+            let mut open: Vec<Session> = r
+                .sessions()?
+                .into_iter()
+                .filter(|s| s.username == session.username)
+                .collect();
+            if open.len() >= cap {
+                open.sort_by_key(|s| (s.created_at_ms, s.expires_at));
+                for oldest in &open[..=open.len() - cap] {
+                    d = d.change(Change::DeleteSession(oldest.id.clone()));
+                }
+            }
+            Ok(d.change(Change::PutSession(session.clone())))
+        })
+        .await?;
         Ok(LoginAnswer {
             access_token,
             refresh_token,
@@ -193,12 +246,52 @@ impl Service {
         })
     }
 
-    /// A new access token for a valid refresh token.
-    pub fn refresh(&self, refresh_token: &str) -> Result<String> {
+    /// A new access token and a new refresh token for the session's current refresh token.
+    /// The one it replaces is still accepted for `refresh_grace` (answered with the current
+    /// one, not rotated again); presented after that, or any older one, it is taken as stolen
+    /// and the session ends.
+    pub async fn refresh(&self, refresh_token: &str) -> Result<RefreshAnswer> {
         let claims = self.tokens.verify(refresh_token, TokenKind::Refresh)?;
-        self.principal_of_session(&claims.sid, &claims.sub)?;
-        self.tokens
-            .issue(TokenKind::Access, &claims.sub, &claims.sid)
+        let (now, now_ms) = (now(), now_millis());
+        let grace_ms = u64::try_from(self.settings.refresh_grace.as_millis()).unwrap_or(u64::MAX);
+        let next_id = random_id();
+        let current_id = self
+            .write(|r| {
+                let session = r
+                    .session(&claims.sid)?
+                    .filter(|s| s.username == claims.sub && s.expires_at > now)
+                    .ok_or_else(|| Error::Unauthenticated("the session has ended".into()))?;
+                if r.user(&claims.sub)?.is_none() {
+                    return Err(Error::Unauthenticated("the user no longer exists".into()));
+                }
+                if claims.jti == session.refresh_id {
+                    let rotated = Session {
+                        previous_refresh_id: Some(session.refresh_id.clone()),
+                        previous_until_ms: now_ms.saturating_add(grace_ms),
+                        refresh_id: next_id.clone(),
+                        ..session
+                    };
+                    return Ok(
+                        Decision::new(Ok(next_id.clone())).change(Change::PutSession(rotated))
+                    );
+                }
+                if session.previous_refresh_id.as_deref() == Some(claims.jti.as_str())
+                    && now_ms < session.previous_until_ms
+                {
+                    return Ok(Decision::new(Ok(session.refresh_id)));
+                }
+                Ok(Decision::new(Err(Error::Unauthenticated(
+                    "the refresh token was already used; the session has ended".into(),
+                )))
+                .change(Change::DeleteSession(session.id)))
+            })
+            .await??;
+        Ok(RefreshAnswer {
+            access_token: self.tokens.issue_access(&claims.sub, &claims.sid)?,
+            refresh_token: self
+                .tokens
+                .issue_refresh(&claims.sub, &claims.sid, &current_id)?,
+        })
     }
 
     /// Ends the session of a refresh token; its access tokens stop working too.

@@ -3,20 +3,14 @@
 use super::org::check_user_scope;
 use super::sessions::random_password;
 use super::{Decision, Service};
-use crate::auth::hash_password;
 use crate::error::{Error, Result};
+use crate::model::text;
 use crate::model::user::{check_password, check_username};
 use crate::model::{Level, NewUser, Principal, User};
 use crate::store::{Change, Read};
 
 /// The username created in an empty store.
 pub const BOOTSTRAP_ADMIN: &str = "admin";
-
-async fn hash(password: String) -> Result<String> {
-    tokio::task::spawn_blocking(move || hash_password(&password))
-        .await
-        .map_err(|e| Error::Internal(e.to_string()))?
-}
 
 fn sessions_of(r: &dyn Read, username: &str) -> Result<Vec<Change>> {
     Ok(r.sessions()?
@@ -26,17 +20,26 @@ fn sessions_of(r: &dyn Read, username: &str) -> Result<Vec<Change>> {
         .collect())
 }
 
-/// The username is free, and the tenant and group the user belongs to exist.
+/// The username is free (also in its caseless form), and the tenant and group the user belongs to exist.
 fn check_addable(
     r: &dyn Read,
     username: &str,
     tenant_id: Option<&str>,
     group_id: Option<&str>,
 ) -> Result<()> {
+    let taken = |existing: &str| Error::AlreadyExists(format!("user '{existing}' already exists"));
     if r.user(username)?.is_some() {
-        return Err(Error::AlreadyExists(format!(
-            "user '{username}' already exists"
-        )));
+        return Err(taken(username));
+    }
+    // Users are few: the others are scanned for one that differs only in case, width or
+    // normalization.
+    let key = text::caseless_key(username);
+    if let Some(same) = r
+        .users()?
+        .into_iter()
+        .find(|u| text::caseless_key(&u.username) == key)
+    {
+        return Err(taken(&same.username));
     }
     check_user_scope(r, tenant_id, group_id)
 }
@@ -56,7 +59,7 @@ impl Service {
         })?;
         let user = User {
             username: new.username,
-            password_hash: hash(new.password).await?,
+            password_hash: self.password_checks.hash(new.password).await?,
             level: new.level,
             tenant_id: new.tenant_id,
             group_id: new.group_id,
@@ -119,7 +122,7 @@ impl Service {
         }
         check_username(username)?;
         check_password(password)?;
-        let password_hash = hash(password.to_owned()).await?;
+        let password_hash = self.password_checks.hash(password.to_owned()).await?;
         self.write(|r| {
             let mut user = r
                 .user(username)?

@@ -21,6 +21,20 @@ pub struct Session {
     pub username: String,
     /// Unix seconds after which the session's refresh token is refused.
     pub expires_at: u64,
+    /// Unix milliseconds of the login; past a user's session cap the oldest are ended first.
+    /// The fields below are absent from sessions stored before they existed.
+    #[serde(default)]
+    pub created_at_ms: u64,
+    /// The id of the one refresh token the session accepts now (empty for sessions whose
+    /// refresh token predates rotation and carries no id).
+    #[serde(default)]
+    pub refresh_id: String,
+    /// The refresh token replaced last, still accepted until `previous_until_ms` (Unix
+    /// milliseconds) for clients that refresh from several requests at once.
+    #[serde(default)]
+    pub previous_refresh_id: Option<String>,
+    #[serde(default)]
+    pub previous_until_ms: u64,
 }
 
 /// The position of a commit in the store's commit order.

@@ -71,7 +71,7 @@ pub struct Tenant(pub model::Tenant);
 /// A tenant (service provider), which contains groups.
 #[Object]
 impl Tenant {
-    /// 1-30 characters.
+    #[doc = concat!("1-", crate::limit!(ID_MAX), " characters.")]
     async fn tenant_id(&self) -> &str {
         &self.0.tenant_id
     }
@@ -97,7 +97,7 @@ impl Group {
         &self.0.tenant_id
     }
 
-    /// 1-30 characters, unique within the tenant.
+    #[doc = concat!("1-", crate::limit!(ID_MAX), " characters, unique within the tenant.")]
     async fn group_id(&self) -> &str {
         &self.0.group_id
     }
@@ -139,7 +139,7 @@ impl CallRecordingPlatform {
         &self.0.platform.net_address
     }
 
-    /// 1-65535, or null when unset.
+    #[doc = concat!(crate::limit!(PORT_MIN), "-", crate::limit!(PORT_MAX), ", or null when unset.")]
     async fn port(&self) -> Option<i32> {
         self.0.platform.port.map(i32::from)
     }
@@ -217,17 +217,32 @@ impl CallRecordingProperties {
         self.0.continue_call_after_recording_failure
     }
 
-    /// 10-300 (deprecated by the platform, still served).
+    #[doc = concat!(
+        crate::limit!(REFRESH_PERIOD_SECONDS_MIN),
+        "-",
+        crate::limit!(REFRESH_PERIOD_SECONDS_MAX),
+        " (deprecated by the platform, still served)."
+    )]
     async fn refresh_period_seconds(&self) -> u32 {
         self.0.refresh_period_seconds
     }
 
-    /// 1-10 (deprecated by the platform, still served).
+    #[doc = concat!(
+        crate::limit!(MAX_CONSECUTIVE_FAILURES_MIN),
+        "-",
+        crate::limit!(MAX_CONSECUTIVE_FAILURES_MAX),
+        " (deprecated by the platform, still served)."
+    )]
     async fn max_consecutive_failures(&self) -> u32 {
         self.0.max_consecutive_failures
     }
 
-    /// 50-10000.
+    #[doc = concat!(
+        crate::limit!(MAX_RESPONSE_WAIT_TIME_MILLISECONDS_MIN),
+        "-",
+        crate::limit!(MAX_RESPONSE_WAIT_TIME_MILLISECONDS_MAX),
+        "."
+    )]
     async fn max_response_wait_time_milliseconds(&self) -> u32 {
         self.0.max_response_wait_time_milliseconds
     }
@@ -265,14 +280,14 @@ impl Me {
 /// A new platform. The first platform added becomes the system default.
 #[derive(InputObject)]
 pub struct AddCallRecordingPlatformInput {
-    /// 1-80 characters, no leading or trailing space.
+    #[doc = concat!("1-", crate::limit!(NAME_MAX), " characters, no leading or trailing space.")]
     pub name: String,
     pub net_address: String,
-    /// 1-65535.
+    #[doc = concat!(crate::limit!(PORT_MIN), "-", crate::limit!(PORT_MAX), ".")]
     pub port: Option<i64>,
     pub media_stream: MediaStream,
     pub transport_protocol: TransportProtocol,
-    /// 1-80 characters.
+    #[doc = concat!("1-", crate::limit!(DESCRIPTION_MAX), " characters.")]
     pub description: Option<String>,
     pub schema_version: SchemaVersion,
     pub support_video_recording: bool,
@@ -329,11 +344,26 @@ impl From<ModifyCallRecordingPlatformInput> for PlatformChange {
 #[derive(InputObject)]
 pub struct ModifyCallRecordingPropertiesInput {
     pub continue_call_after_recording_failure: Option<bool>,
-    /// 10-300.
+    #[doc = concat!(
+        crate::limit!(REFRESH_PERIOD_SECONDS_MIN),
+        "-",
+        crate::limit!(REFRESH_PERIOD_SECONDS_MAX),
+        "."
+    )]
     pub refresh_period_seconds: Option<i64>,
-    /// 1-10.
+    #[doc = concat!(
+        crate::limit!(MAX_CONSECUTIVE_FAILURES_MIN),
+        "-",
+        crate::limit!(MAX_CONSECUTIVE_FAILURES_MAX),
+        "."
+    )]
     pub max_consecutive_failures: Option<i64>,
-    /// 50-10000.
+    #[doc = concat!(
+        crate::limit!(MAX_RESPONSE_WAIT_TIME_MILLISECONDS_MIN),
+        "-",
+        crate::limit!(MAX_RESPONSE_WAIT_TIME_MILLISECONDS_MAX),
+        "."
+    )]
     pub max_response_wait_time_milliseconds: Option<i64>,
     pub continue_call_after_video_recording_failure: Option<bool>,
 }

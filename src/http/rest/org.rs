@@ -76,14 +76,14 @@ impl From<Vec<Group>> for GroupList {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct AddTenantBody {
-    #[schema(required, nullable = false, min_length = 1, max_length = 30)]
+    #[schema(required, nullable = false)]
     tenant_id: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct AddGroupBody {
-    #[schema(required, nullable = false, min_length = 1, max_length = 30)]
+    #[schema(required, nullable = false)]
     group_id: Option<String>,
 }
 
@@ -92,7 +92,7 @@ pub struct AddGroupBody {
 #[serde(deny_unknown_fields)]
 pub struct AssignBody {
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>, required, min_length = 1, max_length = 80)]
+    #[schema(value_type = Option<String>, required)]
     name: Option<Option<String>>,
 }
 
@@ -239,12 +239,7 @@ pub async fn set_platform(
     Segments((tenant_id, group_id)): GroupPath,
     JsonBody(body): JsonBody<AssignBody>,
 ) -> Result<Json<AssignmentBody>, ApiError> {
-    let platform = body.name.ok_or_else(|| {
-        Error::invalid(
-            "name",
-            "name is required: a platform name, or null to clear the assignment",
-        )
-    })?;
+    let platform = body.name.ok_or_else(Error::assignment_name_required)?;
     let name = s
         .service
         .set_group_platform(&who, &tenant_id, &group_id, platform)

@@ -63,15 +63,14 @@ impl RenderedList {
 pub struct PlatformBody {
     /// Whether this is the system default platform.
     pub default: bool,
-    #[schema(min_length = 1, max_length = 80)]
     pub net_address: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(minimum = 1, maximum = 65535, nullable = false)]
+    #[schema(nullable = false)]
     pub port: Option<u16>,
     pub media_stream: MediaStream,
     pub transport_protocol: TransportProtocol,
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(min_length = 1, max_length = 80, nullable = false)]
+    #[schema(nullable = false)]
     pub description: Option<String>,
     pub schema_version: SchemaVersion,
     pub support_video_recording: bool,
@@ -97,18 +96,19 @@ impl From<PlatformEntry> for PlatformBody {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct AddPlatformBody {
-    #[schema(required, nullable = false, min_length = 1, max_length = 80)]
+    #[schema(required, nullable = false)]
     name: Option<String>,
     /// An IPv4 or IPv6 address, a host name or a domain.
-    #[schema(required, nullable = false, min_length = 1, max_length = 80)]
+    #[schema(required, nullable = false)]
     net_address: Option<String>,
-    #[schema(nullable = false, minimum = 1, maximum = 65535)]
+    /// `0` means no port, as an empty field in APIO's portal sends it.
+    #[schema(nullable = false)]
     port: Option<i64>,
     #[schema(required, nullable = false)]
     media_stream: Option<MediaStream>,
     #[schema(required, nullable = false)]
     transport_protocol: Option<TransportProtocol>,
-    #[schema(nullable = false, min_length = 1, max_length = 80)]
+    #[schema(nullable = false)]
     description: Option<String>,
     #[schema(required, nullable = false)]
     schema_version: Option<SchemaVersion>,
@@ -122,7 +122,7 @@ impl TryFrom<AddPlatformBody> for NewPlatform {
         Ok(NewPlatform {
             name: required(b.name, "name")?,
             net_address: required(b.net_address, "netAddress")?,
-            port: b.port,
+            port: b.port.filter(|p| *p != 0),
             media_stream: required(b.media_stream, "mediaStream")?,
             transport_protocol: required(b.transport_protocol, "transportProtocol")?,
             description: b.description,
@@ -137,15 +137,12 @@ impl TryFrom<AddPlatformBody> for NewPlatform {
 pub struct ModifyPlatformBody {
     /// `true` makes this platform the system default; `false` is refused on the default.
     default: Option<bool>,
-    #[schema(min_length = 1, max_length = 80)]
     net_address: Option<String>,
     /// `0` removes the port.
-    #[schema(minimum = 0, maximum = 65535)]
     port: Option<i64>,
     media_stream: Option<MediaStream>,
     transport_protocol: Option<TransportProtocol>,
     /// `""` removes the description.
-    #[schema(max_length = 80)]
     description: Option<String>,
     schema_version: Option<SchemaVersion>,
     support_video_recording: Option<bool>,
@@ -224,9 +221,10 @@ pub async fn get(
     Caller(who): Caller,
     Segment(name): Segment,
 ) -> Result<Json<PlatformBody>, ApiError> {
-    let entry = s.service.platform(&who, &name)?.ok_or_else(|| {
-        Error::NotFound(format!("Call Recording platform '{name}' does not exist."))
-    })?;
+    let entry = s
+        .service
+        .platform(&who, &name)?
+        .ok_or_else(|| Error::platform_not_found(&name))?;
     Ok(Json(entry.into()))
 }
 

@@ -15,12 +15,9 @@ use crate::model::{Properties, PropertiesChange};
 pub struct ModifyPropertiesBody {
     continue_call_after_recording_failure: Option<bool>,
     /// Deprecated, still served.
-    #[schema(minimum = 10, maximum = 300)]
     refresh_period_seconds: Option<i64>,
     /// Deprecated, still served.
-    #[schema(minimum = 1, maximum = 10)]
     max_consecutive_failures: Option<i64>,
-    #[schema(minimum = 50, maximum = 10000)]
     max_response_wait_time_milliseconds: Option<i64>,
     continue_call_after_video_recording_failure: Option<bool>,
 }

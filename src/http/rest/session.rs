@@ -42,7 +42,8 @@ pub struct LoginAnswerBody {
 #[utoipa::path(operation_id = "login", post, path = "/api/v1/login/", tag = "session", request_body = LoginBody,
     responses((status = 200, body = LoginAnswerBody), (status = 400, body = ErrorBody),
         (status = 401, description = "bad credentials", body = ErrorBody),
-        (status = 429, description = "too many failed logins for this username", body = ErrorBody)))]
+        (status = 429, description = "too many failed logins for this username", body = ErrorBody),
+        (status = 503, description = "every password check is busy; `Retry-After` says when to try again", body = ErrorBody)))]
 pub async fn login(
     State(s): State<AppState>,
     JsonBody(body): JsonBody<LoginBody>,
@@ -63,7 +64,8 @@ pub async fn login(
     }))
 }
 
-/// `Authorization: Bearer <refresh_token>` → a new access token.
+/// `Authorization: Bearer <refresh_token>` → a new access token and the refresh token to use
+/// next. The one presented stays valid for a short grace, then ends the session if used again.
 #[utoipa::path(operation_id = "refreshAccessToken", get, path = "/api/v1/auth/access_token/", tag = "session",
     security(("bearer" = [])),
     responses((status = 200, body = AccessTokenBody),
@@ -72,15 +74,18 @@ pub async fn access_token(
     State(s): State<AppState>,
     parts: Parts,
 ) -> Result<Json<AccessTokenBody>, ApiError> {
-    let refresh_token = bearer(&parts)?;
+    let answer = s.service.refresh(bearer(&parts)?).await?;
     Ok(Json(AccessTokenBody {
-        access_token: s.service.refresh(refresh_token)?,
+        access_token: answer.access_token,
+        refresh_token: answer.refresh_token,
     }))
 }
 
 #[derive(Serialize, ToSchema)]
 pub struct AccessTokenBody {
     access_token: String,
+    /// The refresh token to use next time.
+    refresh_token: String,
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -14,9 +14,7 @@ use crate::model::{Level, NewUser, User};
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct AddUserBody {
-    #[schema(min_length = 1, max_length = 80)]
     username: String,
-    #[schema(min_length = 8, max_length = 1024)]
     password: String,
     /// 16 System Admin, 12 Tenant Admin, 8 Group Admin, 0 End User.
     #[schema(example = 12)]
@@ -56,7 +54,8 @@ pub struct UserListBody {
 #[utoipa::path(operation_id = "addUser", post, path = "/api/v1/local/users/", tag = "users", security(("bearer" = [])),
     request_body = AddUserBody,
     responses((status = 200, body = UserBody), (status = 400, description = "invalid data; 11 ALREADY_EXISTS", body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 413, body = ErrorBody)))]
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 503, description = "every password check is busy; `Retry-After` says when to try again", body = ErrorBody)))]
 pub async fn add(
     State(s): State<AppState>,
     Caller(who): Caller,

@@ -1,0 +1,168 @@
+//! Login sessions: refresh tokens rotate (with a short grace for parallel refreshes, and a
+//! replay after it ends the session), sessions per user are capped, and expired ones are
+//! removed while the server runs.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+const PASSWORD: &str = "a-long-password";
+const REFRESH: &str = "/api/v1/auth/access_token/";
+
+/// Logs in; the access and refresh tokens.
+async fn login(app: &TestApp, username: &str, password: &str) -> (String, String) {
+    let (status, body) = app
+        .call(
+            Method::POST,
+            "/api/v1/login/",
+            None,
+            Some(json!({"username": username, "password": password})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    tokens_of(&body)
+}
+
+fn tokens_of(body: &Value) -> (String, String) {
+    (
+        body["access_token"].as_str().expect("access_token").into(),
+        body["refresh_token"]
+            .as_str()
+            .expect("refresh_token")
+            .into(),
+    )
+}
+
+async fn refresh(app: &TestApp, refresh_token: &str) -> (StatusCode, Value) {
+    app.call(Method::GET, REFRESH, Some(refresh_token), None)
+        .await
+}
+
+async fn works(app: &TestApp, access: &str) -> bool {
+    let (status, body) = app
+        .call(Method::GET, &platforms_path(), Some(access), None)
+        .await;
+    match status {
+        StatusCode::OK => true,
+        StatusCode::UNAUTHORIZED => false,
+        other => panic!("unexpected {other}: {body}"),
+    }
+}
+
+#[tokio::test]
+async fn each_refresh_rotates_and_an_old_token_replayed_ends_the_session() {
+    let app = TestApp::start().await;
+    let (access0, r0) = login(&app, "admin", ADMIN_PASSWORD).await;
+    let (status, body) = refresh(&app, &r0).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (access1, r1) = tokens_of(&body);
+    assert_ne!(r1, r0);
+    assert!(works(&app, &access1).await);
+
+    // Within the grace the replaced token still answers, handing out the current refresh
+    // token again instead of rotating once more.
+    let (status, body) = refresh(&app, &r0).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, r1_again) = tokens_of(&body);
+    let id = |token: &str| {
+        app.service
+            .tokens()
+            .verify(token, callrec_gateway::auth::TokenKind::Refresh)
+            .expect("a refresh token")
+            .jti
+    };
+    assert_eq!(id(&r1_again), id(&r1));
+    let (status, body) = refresh(&app, &r1_again).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (access2, r2) = tokens_of(&body);
+    // r1 was rotated by that call (as r1_again): it is now the previous token, still in grace.
+    assert_eq!(refresh(&app, &r1).await.0, StatusCode::OK);
+
+    // r0 is two rotations old: taken as stolen, the whole session ends.
+    let (status, body) = refresh(&app, &r0).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(body["errors"][0]["name"], "UNAUTHENTICATED");
+    for access in [&access0, &access1, &access2] {
+        assert!(!works(&app, access).await);
+    }
+    assert_eq!(refresh(&app, &r2).await.0, StatusCode::UNAUTHORIZED);
+    // Other sessions of the user go on.
+    assert!(works(&app, &app.token).await);
+}
+
+#[tokio::test]
+async fn parallel_refreshes_with_one_token_all_succeed() {
+    let app = TestApp::start().await;
+    let (_, r0) = login(&app, "admin", ADMIN_PASSWORD).await;
+    let answers = futures_util::future::join_all((0..8).map(|_| refresh(&app, &r0))).await;
+    for (status, body) in &answers {
+        assert_eq!(*status, StatusCode::OK, "{body}");
+        let (access, _) = tokens_of(body);
+        assert!(works(&app, &access).await);
+    }
+}
+
+#[tokio::test]
+async fn a_replaced_token_after_the_grace_ends_the_session() {
+    let app = TestApp::start_with(&["--refresh-token-grace", "1"]).await;
+    let (access0, r0) = login(&app, "admin", ADMIN_PASSWORD).await;
+    let (status, body) = refresh(&app, &r0).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (access1, r1) = tokens_of(&body);
+    // The grace is a point in time: nothing to wait on but the clock.
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    assert_eq!(refresh(&app, &r0).await.0, StatusCode::UNAUTHORIZED);
+    assert!(!works(&app, &access0).await);
+    assert!(!works(&app, &access1).await);
+    assert_eq!(refresh(&app, &r1).await.0, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_login_past_the_cap_ends_the_oldest_session() {
+    let app = TestApp::start_with(&["--max-sessions-per-user", "3"]).await;
+    app.add_user("ops", PASSWORD, 16, None, None).await;
+    let mut sessions = Vec::new();
+    for _ in 0..5 {
+        sessions.push(login(&app, "ops", PASSWORD).await);
+    }
+    let open: Vec<bool> =
+        futures_util::future::join_all(sessions.iter().map(|(access, _)| works(&app, access)))
+            .await;
+    assert_eq!(open, [false, false, true, true, true]);
+    assert_eq!(
+        refresh(&app, &sessions[0].1).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(refresh(&app, &sessions[4].1).await.0, StatusCode::OK);
+    let stored = app.service.store().read().sessions().unwrap();
+    assert_eq!(stored.iter().filter(|s| s.username == "ops").count(), 3);
+    // Another user's sessions are not counted.
+    assert!(works(&app, &app.token).await);
+}
+
+#[tokio::test]
+async fn expired_sessions_are_removed_while_running() {
+    let app =
+        TestApp::start_with(&["--refresh-token-ttl", "1", "--session-prune-interval", "1"]).await;
+    for _ in 0..3 {
+        login(&app, "admin", ADMIN_PASSWORD).await;
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let left = app.service.store().read().sessions().unwrap().len();
+        if left == 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{left} expired sessions still stored after 20 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Logins still work.
+    login(&app, "admin", ADMIN_PASSWORD).await;
+}
