@@ -112,10 +112,6 @@ impl Service {
         &self.tokens
     }
 
-    pub fn settings(&self) -> &SessionSettings {
-        &self.settings
-    }
-
     /// Checks the password and opens a session. The attempt is counted by the throttle
     /// before its password is checked (see `auth::throttle`).
     pub async fn login(&self, username: &str, password: &str) -> Result<LoginAnswer> {
