@@ -411,3 +411,56 @@ except urllib.error.HTTPError as e:
     let body: Value = serde_json::from_str(lines.next().unwrap_or("")).expect("the error body");
     assert_eq!(body["errors"][0]["name"], "PAYLOAD_TOO_LARGE", "{body}");
 }
+
+/// The real binary, configured through the environment: silent sockets fill the cap and then
+/// the over-capacity reserve many times over, yet a liveness probe is answered and the full
+/// house is logged about once a second, not once per connection.
+#[tokio::test]
+async fn silent_sockets_past_the_cap_neither_keep_out_healthz_nor_flood_the_log() {
+    let data = tempfile::tempdir().unwrap();
+    let p = common::process::Process::serve(
+        data.path(),
+        &[
+            ("CALLREC_MAX_CONNECTIONS", "20"),
+            ("CALLREC_HEADER_READ_TIMEOUT", "60"),
+            ("CALLREC_IDLE_TIMEOUT", "60"),
+        ],
+    )
+    .await;
+    let started = Instant::now();
+    let mut silent = Vec::new();
+    for _ in 0..150 {
+        silent.push(TcpStream::connect(&p.addr).await.unwrap());
+    }
+    let mut probe = TcpStream::connect(&p.addr).await.unwrap();
+    let response = exchange(&mut probe, healthz()).await;
+    assert_eq!(status_of(&response), 200, "{response}");
+    assert_eq!(body_of(&response), json!({"status": "ok"}));
+    let took = started.elapsed();
+    drop(silent);
+
+    let (code, stderr) = p.terminate().await;
+    assert_eq!(code, Some(0), "{stderr}");
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("connection limit reached"))
+        .collect();
+    let suppressed: u64 = lines
+        .iter()
+        .filter_map(|l| l.split("suppressed=").nth(1))
+        .map(|n| n.trim().parse::<u64>().expect("a count"))
+        .sum();
+    assert!(!lines.is_empty(), "{stderr}");
+    assert!(
+        lines.len() as u64 <= took.as_secs() + 2,
+        "{} lines in {took:?}",
+        lines.len()
+    );
+    // 130 silent sockets and the probe came past the cap; the last line's count may still
+    // be waiting for a next line.
+    assert!(
+        lines.len() as u64 + suppressed <= 131,
+        "{} lines, {suppressed} suppressed",
+        lines.len()
+    );
+}

@@ -7,6 +7,7 @@
 //! connections are followed by a [`Draining`] instead: on stop each is told to close itself
 //! (1001 "going away"), and the stop waits for them within the same grace period.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,7 +17,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::{Builder, UpgradeableConnection};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::{TaskTracker, task_tracker::TaskTrackerToken};
 
@@ -37,17 +38,49 @@ pub struct ServeOptions {
 }
 
 /// Connections beyond `--max-connections` taken in anyway to answer them: `/healthz`, or 503
-/// and close. Past these too, a connection is closed at once.
+/// and close. A newcomer past these ends the oldest of them, so that clients which open
+/// connections and send nothing cannot keep a liveness probe out.
 pub const AT_CAPACITY_RESERVE: usize = 32;
 
+/// The connections answered past the cap, oldest first. Those ended but not yet closed are
+/// bounded too (twice the reserve): past that a newcomer is closed at once.
+struct Reserve {
+    slots: Arc<Semaphore>,
+    open: VecDeque<CancellationToken>,
+}
+
+impl Reserve {
+    fn new() -> Reserve {
+        Reserve {
+            slots: Arc::new(Semaphore::new(2 * AT_CAPACITY_RESERVE)),
+            open: VecDeque::new(),
+        }
+    }
+
+    /// A slot for one more connection and the token that ends it, making room by ending the
+    /// oldest one when the reserve is full.
+    fn admit(&mut self) -> Option<(OwnedSemaphorePermit, CancellationToken)> {
+        self.open.retain(|c| !c.is_cancelled());
+        if self.open.len() >= AT_CAPACITY_RESERVE
+            && let Some(oldest) = self.open.pop_front()
+        {
+            oldest.cancel();
+        }
+        let permit = self.slots.clone().try_acquire_owned().ok()?;
+        let end = CancellationToken::new();
+        self.open.push_back(end.clone());
+        Some((permit, end))
+    }
+}
+
 /// Files the process keeps open beside its connections (the store's, the log, listeners).
-const OTHER_FILES: u64 = 128;
+const OTHER_FILES: u64 = 96;
 
 /// The default of `--max-connections`: what the open-file limit leaves after the store's
 /// files and the over-capacity reserve, at most 4096.
 pub fn default_max_connections() -> usize {
     let files = open_file_limit().unwrap_or(1024);
-    let left = files.saturating_sub(OTHER_FILES + AT_CAPACITY_RESERVE as u64);
+    let left = files.saturating_sub(OTHER_FILES + 2 * AT_CAPACITY_RESERVE as u64);
     usize::try_from(left.clamp(1, 4096)).unwrap_or(4096)
 }
 
@@ -122,7 +155,7 @@ impl Draining {
 ///
 /// Each connection holds a slot under `max_connections`; past it, up to
 /// [`AT_CAPACITY_RESERVE`] more are answered by [`super::at_capacity_app`] (so `/healthz`
-/// still answers) with one request each, and the rest are closed at once.
+/// still answers) with one request each.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
@@ -142,7 +175,7 @@ pub async fn serve(
         .header_read_timeout(options.header_read_timeout);
     let at_capacity_app = super::at_capacity_app();
     let slots = Arc::new(Semaphore::new(options.max_connections));
-    let reserve = Arc::new(Semaphore::new(AT_CAPACITY_RESERVE));
+    let mut reserve = Reserve::new();
     let limits = Limits {
         first_bytes: options.header_read_timeout,
         idle: options.idle_timeout,
@@ -182,14 +215,18 @@ pub async fn serve(
                         "connection limit reached: new connections get 503"
                     );
                 }
-                // Past the reserve too the stream is dropped here: closed at once.
-                if let Ok(permit) = reserve.clone().try_acquire_owned() {
+                // Without a reserve slot the stream is dropped here: closed at once.
+                if let Some((permit, end)) = reserve.admit() {
                     let connection =
                         open(&at_capacity, stream, Slot::new(permit), &at_capacity_app, &limits);
                     let life = limits.first_bytes;
                     let stop = stop.clone();
                     connections.spawn(async move {
-                        let _ = tokio::time::timeout(life, connection.run(limits, stop)).await;
+                        let _ended = end.clone().drop_guard();
+                        tokio::select! {
+                            _ = tokio::time::timeout(life, connection.run(limits, stop)) => {}
+                            _ = end.cancelled() => {}
+                        }
                     });
                 }
             }
@@ -301,10 +338,30 @@ mod tests {
     }
 
     #[test]
+    fn a_full_reserve_ends_its_oldest_connection_for_a_newcomer() {
+        let mut reserve = Reserve::new();
+        let admitted: Vec<_> = (0..AT_CAPACITY_RESERVE)
+            .map(|_| reserve.admit().expect("room"))
+            .collect();
+        assert!(admitted.iter().all(|(_, end)| !end.is_cancelled()));
+        let newcomer = reserve.admit().expect("room made");
+        assert!(admitted[0].1.is_cancelled());
+        assert!(admitted[1..].iter().all(|(_, end)| !end.is_cancelled()));
+        // Ended connections whose sockets are not closed yet still count, up to a bound.
+        let mut more = vec![newcomer];
+        while let Some(admitted) = reserve.admit() {
+            more.push(admitted);
+            assert!(more.len() <= 2 * AT_CAPACITY_RESERVE, "unbounded");
+        }
+        drop(admitted);
+        assert!(reserve.admit().is_some(), "closed sockets free their slots");
+    }
+
+    #[test]
     fn the_default_connection_cap_stays_under_the_open_file_limit() {
         let max = default_max_connections();
         assert!((1..=4096).contains(&max), "{max}");
-        let kept = OTHER_FILES + AT_CAPACITY_RESERVE as u64;
+        let kept = OTHER_FILES + 2 * AT_CAPACITY_RESERVE as u64;
         if let Some(files) = open_file_limit().filter(|f| *f > kept) {
             assert!(
                 max as u64 + kept <= files,
