@@ -28,7 +28,7 @@ use axum::http::{Request, Response, header};
 use http_body::{Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::sync::OwnedSemaphorePermit;
+use tokio::sync::{Notify, OwnedSemaphorePermit};
 use tower::Service;
 
 use super::metrics;
@@ -65,6 +65,9 @@ pub struct Activity {
     read_any: AtomicBool,
     /// A response refused a request that came with a body: close by lingering.
     linger: AtomicBool,
+    /// Wakes the watchdog when its deadline may have come closer: the first bytes, the last
+    /// request in flight ended.
+    changed: Notify,
 }
 
 impl Default for Activity {
@@ -75,6 +78,7 @@ impl Default for Activity {
             in_flight: AtomicUsize::new(0),
             read_any: AtomicBool::new(false),
             linger: AtomicBool::new(false),
+            changed: Notify::new(),
         }
     }
 }
@@ -112,9 +116,11 @@ impl Activity {
         loop {
             match self.deadline(first_bytes, idle) {
                 Some(deadline) if deadline <= Instant::now() => return,
-                Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
-                // Looked at again later: the request may have ended by then.
-                None => tokio::time::sleep(idle.max(first_bytes)).await,
+                Some(deadline) => tokio::select! {
+                    _ = tokio::time::sleep_until(deadline.into()) => {}
+                    _ = self.changed.notified() => {}
+                },
+                None => self.changed.notified().await,
             }
         }
     }
@@ -133,8 +139,11 @@ struct InFlight(Arc<Activity>);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        let before = self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
         self.0.touch();
+        if before == 1 {
+            self.0.changed.notify_one();
+        }
     }
 }
 
@@ -174,6 +183,7 @@ impl AsyncRead for Watched {
         let polled = this.stream().poll_read(cx, buf);
         if buf.filled().len() > before && !this.activity.read_any.load(Ordering::Relaxed) {
             this.activity.read_any.store(true, Ordering::Relaxed);
+            this.activity.changed.notify_one();
         }
         polled
     }
@@ -337,6 +347,24 @@ mod tests {
         );
         activity.read_any.store(true, Ordering::Relaxed);
         assert_eq!(activity.deadline(FIRST, IDLE), Some(activity.opened + IDLE));
+    }
+
+    #[tokio::test]
+    async fn the_watchdog_sees_a_request_end_before_its_earlier_deadline() {
+        let activity = Arc::new(Activity::default());
+        let watchdog = {
+            let activity = activity.clone();
+            tokio::spawn(async move { activity.idle(FIRST, Duration::from_millis(100)).await })
+        };
+        // The watchdog sleeps towards the first-bytes deadline; then bytes and a request come.
+        tokio::task::yield_now().await;
+        activity.read_any.store(true, Ordering::Relaxed);
+        let request = activity.begin();
+        activity.changed.notify_one();
+        tokio::task::yield_now().await;
+        drop(request);
+        let closed = tokio::time::timeout(Duration::from_secs(3), watchdog).await;
+        assert!(closed.is_ok(), "still waiting for the first-bytes deadline");
     }
 
     #[test]

@@ -154,8 +154,8 @@ impl Draining {
 /// WebSockets finish within the grace period.
 ///
 /// Each connection holds a slot under `max_connections`; past it, up to
-/// [`AT_CAPACITY_RESERVE`] more are answered by [`super::at_capacity_app`] (so `/healthz`
-/// still answers) with one request each.
+/// [`AT_CAPACITY_RESERVE`] more are answered by [`super::refusals::at_capacity_app`] (so
+/// `/healthz` still answers) with one request each.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
@@ -173,7 +173,7 @@ pub async fn serve(
         .keep_alive(false)
         .timer(TokioTimer::new())
         .header_read_timeout(options.header_read_timeout);
-    let at_capacity_app = super::at_capacity_app();
+    let at_capacity_app = super::refusals::at_capacity_app();
     let slots = Arc::new(Semaphore::new(options.max_connections));
     let mut reserve = Reserve::new();
     let limits = Limits {
