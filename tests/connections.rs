@@ -221,6 +221,8 @@ async fn past_max_connections_a_new_client_gets_503_and_healthz_still_answers() 
     assert!(head.contains("retry-after: 1"), "{response}");
     assert_eq!(body_of(&response)["errors"][0]["code"], 107);
     assert_eq!(body_of(&response)["errors"][0]["name"], "UNAVAILABLE");
+    let message = body_of(&response)["errors"][0]["message"].clone();
+    assert!(message.to_string().contains("connections"), "{message}");
     closed_by_server(&mut refused).await;
 
     let mut probe = TcpStream::connect(app.addr).await.unwrap();

@@ -20,16 +20,14 @@ pub fn at_capacity_app() -> Router {
 }
 
 async fn at_capacity() -> Response {
-    // Not through `ApiError`, which logs every 503 as a failure: the accept loop logs the
-    // full house once a second.
-    let e = Error::Unavailable(
-        "the server has as many connections open as it allows; try again shortly".into(),
-    );
-    let mut response = (
-        StatusCode::SERVICE_UNAVAILABLE,
-        axum::Json(error::ErrorBody::of(&e)),
-    )
-        .into_response();
+    // Not through `ApiError`, which logs every 503 as a failure (the accept loop logs the
+    // full house once a second) and words it as the store's.
+    let mut body = error::ErrorBody::of(&Error::Unavailable(String::new()));
+    for item in &mut body.errors {
+        item.message =
+            "the server has as many connections open as it allows; try again shortly".into();
+    }
+    let mut response = (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
     headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
