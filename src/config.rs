@@ -86,6 +86,22 @@ pub struct ServeArgs {
     /// Longest a client may take to send a request's headers, in seconds.
     #[arg(long, env = "CALLREC_HEADER_READ_TIMEOUT", default_value_t = 10)]
     pub header_read_timeout: u64,
+    /// Longest a connection may stay open without a request in flight (HTTP/1.1 keep-alive
+    /// between requests, HTTP/2 with no stream open), in seconds. A new connection must send
+    /// its first bytes within --header-read-timeout.
+    #[arg(long, env = "CALLREC_IDLE_TIMEOUT", default_value_t = 60)]
+    pub idle_timeout: u64,
+    /// Most connections open at once (WebSockets included); past it a new connection gets
+    /// 503 and is closed, except /healthz, which is still answered. Default: the process's
+    /// open-file limit less 160 (the store's files, 32 connections kept for those answers),
+    /// at most 4096.
+    #[arg(long, env = "CALLREC_MAX_CONNECTIONS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: Option<u32>,
+    /// After refusing a request whose body was not read (413 and the like), how long the
+    /// connection keeps reading and discarding what the client still sends before closing,
+    /// so the client sees the answer instead of a reset, in seconds.
+    #[arg(long, env = "CALLREC_LINGER_TIMEOUT", default_value_t = 5)]
+    pub linger_timeout: u64,
     /// On SIGTERM/SIGINT, how long requests in flight may take to finish, in seconds.
     #[arg(long, env = "CALLREC_SHUTDOWN_GRACE", default_value_t = 30)]
     pub shutdown_grace: u64,

@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 
 use crate::auth::PasswordChecks;
 use crate::config::{LogFormat, ServeArgs};
-use crate::http::serve::{Draining, ServeOptions, serve};
+use crate::http::serve::{Draining, ServeOptions, default_max_connections, serve};
 use crate::http::{self, HttpOptions};
 use crate::service::{Service, SessionSettings};
 use crate::store::{SledStore, StoreOptions};
@@ -107,6 +107,11 @@ impl Server {
             service,
             serve_options: ServeOptions {
                 header_read_timeout: Duration::from_secs(args.header_read_timeout),
+                idle_timeout: Duration::from_secs(args.idle_timeout),
+                linger_timeout: Duration::from_secs(args.linger_timeout),
+                max_connections: args
+                    .max_connections
+                    .map_or_else(default_max_connections, |n| n as usize),
                 shutdown_grace: Duration::from_secs(args.shutdown_grace),
                 draining,
             },
@@ -147,6 +152,9 @@ impl Server {
             let mut stopped = stopped.clone();
             let options = ServeOptions {
                 header_read_timeout: self.serve_options.header_read_timeout,
+                idle_timeout: self.serve_options.idle_timeout,
+                linger_timeout: self.serve_options.linger_timeout,
+                max_connections: self.serve_options.max_connections,
                 shutdown_grace: Duration::from_secs(1),
                 draining: Draining::default(),
             };

@@ -21,7 +21,10 @@ fn handle() -> Option<&'static PrometheusHandle> {
         .get_or_init(|| {
             let builder = PrometheusBuilder::new().set_buckets(&BUCKETS).ok()?;
             match builder.install_recorder() {
-                Ok(handle) => Some(handle),
+                Ok(handle) => {
+                    describe();
+                    Some(handle)
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "metrics recorder not installed");
                     None
@@ -29,6 +32,46 @@ fn handle() -> Option<&'static PrometheusHandle> {
             }
         })
         .as_ref()
+}
+
+/// HELP text for every family the crate emits (the store's flush histogram included), so
+/// that `# HELP` stands before each one.
+fn describe() {
+    use metrics::Unit;
+    metrics::describe_counter!(
+        "callrec_http_requests_total",
+        "HTTP requests answered, by route template, method and status"
+    );
+    metrics::describe_histogram!(
+        "callrec_http_request_duration_seconds",
+        Unit::Seconds,
+        "Time from a request's head to its response, by route template and method"
+    );
+    metrics::describe_counter!(
+        "callrec_graphql_operations_total",
+        "GraphQL operations run, by operation name and outcome (ok or error)"
+    );
+    metrics::describe_gauge!(
+        "callrec_graphql_subscriptions_active",
+        "GraphQL subscription streams open now"
+    );
+    metrics::describe_histogram!(
+        "callrec_store_flush_duration_seconds",
+        Unit::Seconds,
+        "Duration of the store's durable flushes (several writes may share one)"
+    );
+    metrics::describe_gauge!(
+        "callrec_http_connections_open",
+        "Client connections open now (WebSockets and lingering closes included)"
+    );
+    metrics::describe_counter!(
+        "callrec_http_connections_refused_total",
+        "Connections refused because --max-connections were open"
+    );
+    metrics::describe_counter!(
+        "callrec_http_accept_errors_total",
+        "Failures to accept a connection (such as running out of file descriptors)"
+    );
 }
 
 pub fn install() {
@@ -108,4 +151,23 @@ impl Drop for ActiveSubscription {
     fn drop(&mut self) {
         metrics::gauge!("callrec_graphql_subscriptions_active").decrement(1.0);
     }
+}
+
+/// A connection took a slot under `--max-connections`.
+pub fn connection_opened() {
+    metrics::gauge!("callrec_http_connections_open").increment(1.0);
+}
+
+/// A connection gave its slot back.
+pub fn connection_closed() {
+    metrics::gauge!("callrec_http_connections_open").decrement(1.0);
+}
+
+/// A connection arrived with every slot taken.
+pub fn connection_refused() {
+    metrics::counter!("callrec_http_connections_refused_total").increment(1);
+}
+
+pub fn accept_error() {
+    metrics::counter!("callrec_http_accept_errors_total").increment(1);
 }

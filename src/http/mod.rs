@@ -2,12 +2,14 @@
 //! behind the middleware every request passes: request id, access log, CORS, timeout, body
 //! limit, metrics.
 
+mod connection;
 pub mod error;
 pub mod extract;
 pub mod graphql;
 mod metrics;
 mod openapi;
 mod ops;
+mod refusals;
 mod rest;
 pub mod serve;
 
@@ -99,6 +101,7 @@ pub fn app(service: Arc<Service>, options: &HttpOptions) -> Router {
     metrics::install();
     let (router, mut doc) = documented(options).split_for_parts();
     utoipa::Modify::modify(&openapi::ModelRanges, &mut doc);
+    openapi::mark_public(&mut doc, options.metrics_token.is_some());
     let doc = Arc::new(doc.to_json().unwrap_or_default());
     let inner = router
         .route(
@@ -117,6 +120,10 @@ pub fn app(service: Arc<Service>, options: &HttpOptions) -> Router {
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(options.body_limit))
+        .layer(middleware::from_fn_with_state(
+            options.body_limit,
+            refusals::declared_oversize,
+        ))
         .layer(middleware::from_fn_with_state(
             options.request_timeout,
             observe,
