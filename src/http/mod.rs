@@ -12,6 +12,7 @@ mod ops;
 mod refusals;
 mod rest;
 pub mod serve;
+mod state;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,19 +30,12 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use self::state::AppState;
 use crate::error::Error;
 use crate::service::Service;
 
 pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-
-#[derive(Clone)]
-pub struct AppState {
-    pub service: Arc<Service>,
-    /// When set, `/metrics` wants it as a bearer token.
-    pub metrics_token: Option<Arc<str>>,
-    pub rendered_list: Arc<rest::RenderedList>,
-}
 
 #[derive(Debug, Clone)]
 pub struct HttpOptions {
@@ -72,14 +66,6 @@ impl Default for HttpOptions {
             graphql_introspection: true,
             draining: serve::Draining::default(),
         }
-    }
-}
-
-fn state(service: Arc<Service>, options: &HttpOptions) -> AppState {
-    AppState {
-        service,
-        metrics_token: options.metrics_token.as_deref().map(Arc::from),
-        rendered_list: Arc::default(),
     }
 }
 
@@ -128,7 +114,7 @@ pub fn app(service: Arc<Service>, options: &HttpOptions) -> Router {
             options.request_timeout,
             observe,
         ))
-        .with_state(state(service, options));
+        .with_state(AppState::new(service, options));
     let normalized = ServiceBuilder::new()
         .map_request(with_trailing_slash)
         .service(inner);
@@ -146,7 +132,7 @@ pub fn metrics_app(service: Arc<Service>, options: &HttpOptions) -> Router {
     Router::new()
         .route("/metrics", get(ops::metrics))
         .fallback(error::not_found)
-        .with_state(state(service, options))
+        .with_state(AppState::new(service, options))
 }
 
 /// REST paths are routed with their documented trailing slash; a request without it is

@@ -7,9 +7,9 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::AppState;
 use super::error::ApiError;
 use super::extract::bearer;
+use super::state::AppState;
 use crate::error::Error;
 
 #[derive(Serialize, ToSchema)]

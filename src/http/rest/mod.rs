@@ -12,7 +12,7 @@ mod users;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::AppState;
+use super::state::AppState;
 
 /// Every REST route, with its OpenAPI operations. Paths end with `/`; the router in
 /// `http::app` also accepts them without.

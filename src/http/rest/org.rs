@@ -7,9 +7,9 @@ use serde_json::{Value, json};
 use utoipa::ToSchema;
 
 use crate::error::Error;
-use crate::http::AppState;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::extract::{Caller, JsonBody, Segment, Segments, required};
+use crate::http::state::AppState;
 use crate::model::org::{group_missing, tenant_missing};
 use crate::model::{Group, Tenant};
 

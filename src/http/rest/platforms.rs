@@ -12,9 +12,9 @@ use serde_json::{Value, json};
 use utoipa::ToSchema;
 
 use crate::error::Error;
-use crate::http::AppState;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::extract::{Caller, JsonBody, Segment, required};
+use crate::http::state::AppState;
 use crate::model::{
     GroupRef, MediaStream, NewPlatform, Platform, PlatformChange, SchemaVersion, TransportProtocol,
 };

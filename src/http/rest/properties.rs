@@ -5,9 +5,9 @@ use axum::extract::State;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use crate::http::AppState;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::extract::{Caller, JsonBody};
+use crate::http::state::AppState;
 use crate::model::{Properties, PropertiesChange};
 
 #[derive(Deserialize, ToSchema)]

@@ -6,9 +6,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
-use crate::http::AppState;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::extract::{Caller, JsonBody, Segment};
+use crate::http::state::AppState;
 use crate::model::{Level, NewUser, User};
 
 #[derive(Deserialize, ToSchema)]
