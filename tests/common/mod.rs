@@ -4,6 +4,7 @@
 
 pub mod graphql;
 pub mod process;
+pub mod ws;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
