@@ -111,11 +111,20 @@ impl TestApp {
 /// Adds `n` platforms, `P00000`, `P00001`..., through the service, many at a time so that
 /// they share the store's flushes.
 pub async fn add_platforms(service: &std::sync::Arc<callrec_gateway::service::Service>, n: usize) {
+    add_platforms_from(service, 0, n).await;
+}
+
+/// Adds `n` platforms numbered from `first`, as [`add_platforms`].
+pub async fn add_platforms_from(
+    service: &std::sync::Arc<callrec_gateway::service::Service>,
+    first: usize,
+    n: usize,
+) {
     use callrec_gateway::model::{
         MediaStream, NewPlatform, Principal, SchemaVersion, TransportProtocol,
     };
     let who = Principal::console();
-    for chunk in (0..n).collect::<Vec<_>>().chunks(250) {
+    for chunk in (first..first + n).collect::<Vec<_>>().chunks(250) {
         let adds = chunk.iter().map(|i| {
             service.add_platform(
                 &who,

@@ -1,7 +1,7 @@
 //! The operation label of `callrec_graphql_operations_total`. A label is a time series kept
 //! forever, and operation names are the client's to choose, so only a bounded set of names
-//! ever becomes a label: names of operations that ran without errors, the first
-//! [`MAX_LABELS`] of them. Any other operation is counted as `other`, one without a name as
+//! ever becomes a label: names of operations that an authenticated caller ran without
+//! errors, the first [`MAX_LABELS`] of them. Any other operation is counted as `other`, one without a name as
 //! `anonymous`. The name comes from the document already parsed for the limits.
 
 use std::collections::HashSet;

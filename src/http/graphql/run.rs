@@ -159,8 +159,10 @@ impl Runner {
         ])
     }
 
-    fn count(&self, name: Option<Option<&str>>, ok: bool) -> Arc<str> {
-        let label: Arc<str> = self.labels.label(name, ok).into();
+    /// Counts an operation. Only a success of an authenticated caller may make its name a
+    /// label, so that callers without a token cannot fill the set.
+    fn count(&self, name: Option<Option<&str>>, ok: bool, authenticated: bool) -> Arc<str> {
+        let label: Arc<str> = self.labels.label(name, ok && authenticated).into();
         metrics::graphql_operation(label.to_string(), ok);
         label
     }
@@ -206,7 +208,7 @@ impl Runner {
         let answers = futures_util::future::join_all(
             steps
                 .into_iter()
-                .map(|step| self.answer(step, &credentials, commit)),
+                .map(|step| self.answer(step, &credentials, who.is_some(), commit)),
         )
         .await;
         let mut left = self.options.max_response_bytes;
@@ -226,12 +228,13 @@ impl Runner {
         &self,
         step: Step,
         credentials: &Credentials,
+        authenticated: bool,
         commit: crate::store::Ticket,
     ) -> Bytes {
         let (admitted, question) = match step {
             Step::Kept(bytes) => return bytes,
             Step::Refused(Refused { name, error }) => {
-                self.count(name.as_ref().map(Option::as_deref), false);
+                self.count(name.as_ref().map(Option::as_deref), false, false);
                 return render(&Response::from_errors(vec![error]));
             }
             Step::Admitted(admitted, question) => (*admitted, question),
@@ -245,7 +248,7 @@ impl Runner {
         let mut response = self.schema.execute(request.data(credentials.clone())).await;
         limits::tag_errors(&mut response);
         let ok = response.is_ok();
-        let label = self.count(name.as_ref().map(Option::as_deref), ok);
+        let label = self.count(name.as_ref().map(Option::as_deref), ok, authenticated);
         let bytes = render(&response);
         if let Some(question) = question
             && kind == OperationType::Query
@@ -265,7 +268,7 @@ impl Runner {
             Ok(admitted) => admitted,
             Err(refused) => {
                 let Refused { name, error } = *refused;
-                self.count(name.as_ref().map(Option::as_deref), false);
+                self.count(name.as_ref().map(Option::as_deref), false, false);
                 return stream::once(async { Response::from_errors(vec![error]) }).boxed();
             }
         };
@@ -273,7 +276,7 @@ impl Runner {
             match self.subscription_slot(data_of::<SocketSubscriptions>(&data)) {
                 Ok(slot) => Some(slot),
                 Err(error) => {
-                    self.count(admitted.name.as_ref().map(Option::as_deref), false);
+                    self.count(admitted.name.as_ref().map(Option::as_deref), false, false);
                     return stream::once(async { Response::from_errors(vec![error]) }).boxed();
                 }
             }
@@ -294,7 +297,9 @@ impl Runner {
                 // A stream is counted once, by its first answer: an error there means the
                 // operation was refused.
                 if let Some(name) = name.take() {
-                    runner.count(name.as_ref().map(Option::as_deref), response.is_ok());
+                    // The connection was accepted with valid credentials.
+                    let ok = response.is_ok();
+                    runner.count(name.as_ref().map(Option::as_deref), ok, true);
                 }
                 response
             })
