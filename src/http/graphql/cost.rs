@@ -29,11 +29,16 @@ pub struct Sizes {
 }
 
 impl Sizes {
-    pub fn of(read: &dyn Read) -> Result<Sizes> {
+    /// The sizes at `read`; the tenants' and groups' only `with_groups` (they take a pass
+    /// over every group).
+    pub fn of(read: &dyn Read, with_groups: bool) -> Result<Sizes> {
         let mut sizes = Sizes {
             platforms: read.platforms()?.len() as u64,
             ..Sizes::default()
         };
+        if !with_groups {
+            return Ok(sizes);
+        }
         let mut usage: HashMap<String, u64> = HashMap::new();
         for tenant in read.tenants()? {
             sizes.tenants += 1;
@@ -73,35 +78,38 @@ impl Sizes {
 /// The list fields [`Sizes::length`] knows, so that a test can check the schema has no other.
 pub const LIST_FIELDS: [&str; 4] = ["platforms", "tenants", "groups", "usage"];
 
-/// [`Sizes`] computed once per commit.
+/// [`Sizes`] computed once per commit (the groups' only when asked for).
 #[derive(Default)]
-pub struct SizesAt(Mutex<Option<(Ticket, Arc<Sizes>)>>);
+pub struct SizesAt(Mutex<Option<(Ticket, bool, Arc<Sizes>)>>);
 
 impl SizesAt {
-    pub fn get(&self, store: &dyn Store) -> Result<Arc<Sizes>> {
+    pub fn get(&self, store: &dyn Store, with_groups: bool) -> Result<Arc<Sizes>> {
         let ticket = store.last_ticket();
-        if let Some((at, sizes)) = &*self.0.lock().unwrap_or_else(|p| p.into_inner())
+        if let Some((at, has_groups, sizes)) = &*self.0.lock().unwrap_or_else(|p| p.into_inner())
             && *at == ticket
+            && (*has_groups || !with_groups)
         {
             return Ok(sizes.clone());
         }
-        let sizes = Arc::new(Sizes::of(&*store.read())?);
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some((ticket, sizes.clone()));
+        let sizes = Arc::new(Sizes::of(&*store.read(), with_groups)?);
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((ticket, with_groups, sizes.clone()));
         Ok(sizes)
     }
 }
 
 /// The cost of every operation of `document` (fragments expanded, each computed once). The
-/// sizes are asked for only when the document selects a list. A fragment cycle, refused
-/// earlier by the shape limits, counts nothing here.
+/// sizes are asked for only when the document selects a list, `true` when one that depends
+/// on the groups. A fragment cycle, refused earlier by the shape limits, counts nothing here.
 pub fn cost(
     document: &ExecutableDocument,
-    sizes: impl FnOnce() -> Result<Arc<Sizes>>,
+    sizes: impl FnOnce(bool) -> Result<Arc<Sizes>>,
 ) -> Result<u64> {
-    let sizes = if selects_a_list(document) {
-        sizes()?
-    } else {
+    let lists = lists_selected(document);
+    let sizes = if lists.is_empty() {
         Arc::default()
+    } else {
+        sizes(lists.iter().any(|l| *l != "platforms"))?
     };
     let mut counter = Counter {
         document,
@@ -116,25 +124,33 @@ pub fn cost(
         .fold(0, u64::saturating_add))
 }
 
-fn selects_a_list(document: &ExecutableDocument) -> bool {
-    fn walk(set: &SelectionSet) -> bool {
-        set.items.iter().any(|selection| match &selection.node {
-            Selection::Field(field) => {
-                LIST_FIELDS.contains(&field.node.name.node.as_str())
-                    || walk(&field.node.selection_set.node)
+/// The list fields a document selects anywhere.
+fn lists_selected(document: &ExecutableDocument) -> HashSet<&'static str> {
+    fn walk(set: &SelectionSet, found: &mut HashSet<&'static str>) {
+        for selection in &set.items {
+            match &selection.node {
+                Selection::Field(field) => {
+                    let name = field.node.name.node.as_str();
+                    if let Some(list) = LIST_FIELDS.iter().find(|l| **l == name) {
+                        found.insert(list);
+                    }
+                    walk(&field.node.selection_set.node, found);
+                }
+                Selection::InlineFragment(fragment) => {
+                    walk(&fragment.node.selection_set.node, found)
+                }
+                Selection::FragmentSpread(_) => {}
             }
-            Selection::InlineFragment(fragment) => walk(&fragment.node.selection_set.node),
-            Selection::FragmentSpread(_) => false,
-        })
+        }
     }
-    document
-        .operations
-        .iter()
-        .any(|(_, operation)| walk(&operation.node.selection_set.node))
-        || document
-            .fragments
-            .values()
-            .any(|fragment| walk(&fragment.node.selection_set.node))
+    let mut found = HashSet::new();
+    for (_, operation) in document.operations.iter() {
+        walk(&operation.node.selection_set.node, &mut found);
+    }
+    for fragment in document.fragments.values() {
+        walk(&fragment.node.selection_set.node, &mut found);
+    }
+    found
 }
 
 struct Counter<'a> {
@@ -209,10 +225,38 @@ mod tests {
     }
 
     fn of(query: &str) -> u64 {
-        cost(&parse_query(query).expect("parses"), || {
+        cost(&parse_query(query).expect("parses"), |_| {
             Ok(Arc::new(sizes()))
         })
         .expect("counted")
+    }
+
+    /// What `cost` asked the sizes for: nothing, or with or without the groups.
+    fn asked(query: &str) -> Option<bool> {
+        let mut asked = None;
+        cost(&parse_query(query).expect("parses"), |with_groups| {
+            asked = Some(with_groups);
+            Ok(Arc::new(sizes()))
+        })
+        .expect("counted");
+        asked
+    }
+
+    #[test]
+    fn the_groups_are_counted_only_when_a_list_needs_them() {
+        assert_eq!(asked("{ me { username } }"), None);
+        assert_eq!(
+            asked("{ callRecordingPlatforms { platforms { name } } }"),
+            Some(false)
+        );
+        assert_eq!(
+            asked("{ callRecordingPlatforms { platforms { usage { groupId } } } }"),
+            Some(true)
+        );
+        assert_eq!(
+            asked("{ ...F } fragment F on Query { tenants { tenantId } }"),
+            Some(true)
+        );
     }
 
     #[test]

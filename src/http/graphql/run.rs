@@ -120,8 +120,10 @@ impl Runner {
                 return Err(refused(name, e.into_server_error()));
             }
         }
-        let cost = cost::cost(document, || self.sizes.get(&**self.service.store()))
-            .map_err(|e| refused(name.clone(), GqlError::from(e).into_server_error()))?;
+        let cost = cost::cost(document, |with_groups| {
+            self.sizes.get(&**self.service.store(), with_groups)
+        })
+        .map_err(|e| refused(name.clone(), GqlError::from(e).into_server_error()))?;
         if cost > self.options.max_complexity {
             return Err(refused(name, self.too_complex(cost)));
         }
