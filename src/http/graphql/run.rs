@@ -213,15 +213,17 @@ impl Runner {
                 .map(|step| self.answer(step, &credentials, who.is_some(), commit)),
         )
         .await;
-        let mut left = self.options.max_response_bytes;
+        let mut used: usize = 0;
         answers
             .into_iter()
-            .map(|bytes| match left.checked_sub(bytes.len()) {
-                Some(rest) => {
-                    left = rest;
+            .map(|bytes| {
+                let with_this = used.saturating_add(bytes.len());
+                if with_this > self.options.max_response_bytes {
+                    render(&self.too_large(with_this))
+                } else {
+                    used = with_this;
                     bytes
                 }
-                None => render(&self.too_large(bytes.len())),
             })
             .collect()
     }
