@@ -132,7 +132,7 @@ pub struct GraphqlArgs {
     pub max_response_bytes: usize,
     /// Memory for answers to repeated GraphQL queries kept until the next commit, in MiB
     /// (questions included); 0 keeps none.
-    #[arg(long, env = "CALLREC_GRAPHQL_ANSWER_CACHE_MB", default_value_t = 32)]
+    #[arg(long, env = "CALLREC_GRAPHQL_ANSWER_CACHE_MB", default_value_t = 8)]
     pub graphql_answer_cache_mb: usize,
     /// Subscriptions open at once on one WebSocket.
     #[arg(
