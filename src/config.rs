@@ -120,15 +120,8 @@ pub struct ServeArgs {
     /// Serve /metrics on this address instead of the main one.
     #[arg(long, env = "CALLREC_METRICS_LISTEN")]
     pub metrics_listen: Option<String>,
-    /// Whether GraphQL answers introspection queries (GraphiQL needs them).
-    #[arg(
-        long,
-        env = "CALLREC_GRAPHQL_INTROSPECTION",
-        default_value_t = true,
-        action = clap::ArgAction::Set,
-        value_name = "true|false"
-    )]
-    pub graphql_introspection: bool,
+    #[command(flatten)]
+    pub graphql: GraphqlArgs,
     /// Log line format (the level is set by RUST_LOG, default info).
     #[arg(long, env = "CALLREC_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -140,6 +133,63 @@ pub struct ServeArgs {
     /// Benchmarks only: acknowledge writes before they reach the disk.
     #[arg(long, hide = true)]
     pub unsafe_skip_flush: bool,
+}
+
+/// Who may run an introspection query (`__schema`, `__type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Introspection {
+    /// Anyone.
+    True,
+    /// Nobody.
+    False,
+    /// Callers with a valid access token (GraphiQL sends the one in its Headers tab).
+    Authenticated,
+}
+
+/// The GraphQL API's bounds.
+#[derive(Debug, Clone, Args)]
+pub struct GraphqlArgs {
+    /// Who may run GraphQL introspection queries (GraphiQL needs them).
+    #[arg(
+        long,
+        env = "CALLREC_GRAPHQL_INTROSPECTION",
+        value_enum,
+        default_value_t = Introspection::Authenticated
+    )]
+    pub graphql_introspection: Introspection,
+    /// Complexity budget of one GraphQL request (a whole batch together): each field counts
+    /// 1, and a list field counts its items (e.g. `platforms` the number of platforms).
+    #[arg(
+        long,
+        env = "CALLREC_GRAPHQL_MAX_COMPLEXITY",
+        default_value_t = 500_000
+    )]
+    pub graphql_max_complexity: u64,
+    /// Largest answer to one GraphQL request or WebSocket message, in bytes.
+    #[arg(long, env = "CALLREC_MAX_RESPONSE_BYTES", default_value_t = 8 * 1024 * 1024)]
+    pub max_response_bytes: usize,
+    /// Memory for answers to repeated GraphQL queries kept until the next commit, in MiB
+    /// (questions included); 0 keeps none.
+    #[arg(long, env = "CALLREC_GRAPHQL_ANSWER_CACHE_MB", default_value_t = 8)]
+    pub graphql_answer_cache_mb: usize,
+    /// Subscriptions open at once on one WebSocket.
+    #[arg(
+        long,
+        env = "CALLREC_GRAPHQL_SUBSCRIPTIONS_PER_SOCKET",
+        default_value_t = 100
+    )]
+    pub graphql_subscriptions_per_socket: usize,
+    /// Subscriptions open at once on the whole server.
+    #[arg(
+        long,
+        env = "CALLREC_GRAPHQL_MAX_SUBSCRIPTIONS",
+        default_value_t = 10_000
+    )]
+    pub graphql_max_subscriptions: usize,
+    /// How long a new GraphQL WebSocket may take to be accepted (`connection_init`), in
+    /// seconds.
+    #[arg(long, env = "CALLREC_WS_INIT_TIMEOUT", default_value_t = 10)]
+    pub ws_init_timeout: u64,
 }
 
 #[derive(Debug, Args)]

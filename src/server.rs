@@ -100,7 +100,7 @@ impl Server {
                 cors_origins: args.cors_origins.clone(),
                 metrics_token: args.metrics_token.clone(),
                 metrics_here: metrics_listener.is_none(),
-                graphql_introspection: args.graphql_introspection,
+                graphql: http::graphql::GraphqlOptions::from(&args.graphql),
                 draining: draining.clone(),
             },
             metrics_listener,

@@ -468,6 +468,20 @@ async fn graphiql_runs_a_query_and_a_subscription_in_headless_chromium() {
     page.wait_for("the headers editor with its placeholder", &set_headers)
         .await;
 
+    // Introspection needs the token: once the headers editor holds it (its changes reach
+    // GraphiQL after a short delay), "Re-fetch GraphQL schema" loads the schema and the
+    // documentation explorer shows its root types.
+    page.wait_for(
+        "the schema re-fetched with the token",
+        "(() => { const d = document.querySelector('.graphiql-doc-explorer'); \
+         if (d && d.innerText.includes('Subscription')) return true; \
+         const docs = document.querySelector('[aria-label=\"Show Documentation Explorer\"]'); \
+         if (docs) docs.click(); \
+         const refetch = document.querySelector('[aria-label=\"Re-fetch GraphQL schema\"]'); \
+         if (refetch) refetch.click(); return false; })()",
+    )
+    .await;
+
     // A query over POST /graphql, with the token from the headers editor.
     run_in_graphiql(&mut page, QUERY).await;
     let shown = page

@@ -479,10 +479,29 @@ async fn malformed_and_oversized_bodies_are_refused_with_codes() {
 const INTROSPECT: &str = "{ __schema { queryType { name } } }";
 
 #[tokio::test]
-async fn introspection_can_be_turned_off() {
+async fn introspection_needs_a_token_unless_configured_otherwise() {
+    // By default, a valid token is needed.
     let app = TestApp::start().await;
     let data = app.gql_ok(INTROSPECT, json!({})).await;
     assert_eq!(data["__schema"]["queryType"]["name"], "Query");
+    let body = app.gql_as(None, INTROSPECT, json!({})).await;
+    assert_error(&body, "UNAUTHENTICATED", Some(102));
+    assert!(body["data"].is_null(), "{body}");
+    let expired = app.expired_token(&app.token);
+    let body = app.gql_as(Some(&expired), INTROSPECT, json!({})).await;
+    assert_error(&body, "UNAUTHENTICATED", Some(102));
+    // Other operations without a token fail as before, field by field.
+    let body = app.gql_as(None, "{ __typename }", json!({})).await;
+    assert_eq!(body["data"]["__typename"], "Query", "{body}");
+    app.stop().await;
+
+    // `true`: anyone.
+    let app = TestApp::start_with(&["--graphql-introspection", "true"]).await;
+    let data = app.gql_as(None, INTROSPECT, json!({})).await;
+    assert_eq!(
+        data["data"]["__schema"]["queryType"]["name"], "Query",
+        "{data}"
+    );
     app.stop().await;
 
     let app = TestApp::start_with(&["--graphql-introspection", "false"]).await;
@@ -496,7 +515,7 @@ async fn introspection_can_be_turned_off() {
         )
         .await;
     assert_error(&body, "INTROSPECTION_DISABLED", None);
-    // Ordinary operations still work.
+    // Not even with a token; ordinary operations still work.
     app.gql_ok("{ me { username } }", json!({})).await;
     app.stop().await;
 }

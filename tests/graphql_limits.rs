@@ -88,16 +88,94 @@ fn doubling(levels: usize) -> String {
     query
 }
 
+/// `copies` aliases of the platform list, each with `fields`.
+fn lists(copies: usize, fields: &str) -> String {
+    let lists: Vec<String> = (0..copies)
+        .map(|i| format!("l{i}: callRecordingPlatforms {{ platforms {{ {fields} }} }}"))
+        .collect();
+    format!("{{ {} }}", lists.join(" "))
+}
+
 #[tokio::test]
-async fn too_complex_is_refused() {
+async fn lists_count_their_items_in_the_complexity() {
+    let app = TestApp::start_with(&["--graphql-max-complexity", "5000"]).await;
+    add_platforms(&app.service, 100).await;
+    // One list: 1 + 1 + 100 * 2 = 202.
+    let data = app.gql_ok(&lists(1, "name port"), json!({})).await;
+    assert_eq!(data["l0"]["platforms"].as_array().map(Vec::len), Some(100));
+    // 30 copies (6060) is over the budget, though only 90 fields are written.
+    let body = app.gql(&lists(30, "name port"), json!({})).await;
+    let error = assert_error(&body, "QUERY_TOO_LARGE", None);
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("complexity is 6060"),
+        "{body}"
+    );
+    assert!(body["data"].is_null(), "{body}");
+
+    // A batch is one budget: 10 operations of 3 copies (10 * 606) are all refused, though
+    // each alone fits.
+    let batch: Vec<Value> = (0..10)
+        .map(|_| json!({"query": lists(3, "name port")}))
+        .collect();
+    let (status, body) = app.gql_body(Some(&app.token), json!(batch)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let answers = body.as_array().expect("a batch answer");
+    assert_eq!(answers.len(), 10);
+    for answer in answers {
+        assert_error(answer, "QUERY_TOO_LARGE", None);
+    }
+    // 8 of them fit (4848).
+    let (_, body) = app.gql_body(Some(&app.token), json!(&batch[..8])).await;
+    for answer in body.as_array().expect("a batch answer") {
+        assert!(answer.get("errors").is_none(), "{answer}");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn answers_over_the_byte_cap_are_refused() {
+    let app = TestApp::start_with(&["--max-response-bytes", "3000"]).await;
+    add_platforms(&app.service, 100).await;
+    // About 19 bytes a platform: 1.9 KB.
+    let data = app.gql_ok(&lists(1, "name"), json!({})).await;
+    assert_eq!(data["l0"]["platforms"].as_array().map(Vec::len), Some(100));
+    // Every field: well over 3 KB.
+    let body = app.gql(&lists(1, PLATFORM_FIELDS), json!({})).await;
+    let error = assert_error(&body, "RESPONSE_TOO_LARGE", None);
+    assert!(
+        error["message"].as_str().unwrap().contains("at most 3000"),
+        "{body}"
+    );
+    // In a batch, the cap is for the whole answer: the second list is refused.
+    let batch = json!([{"query": lists(1, "name")}, {"query": lists(1, "name")}]);
+    let (status, body) = app.gql_body(Some(&app.token), batch).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body[0].get("errors").is_none(), "{body}");
+    assert_error(&body[1], "RESPONSE_TOO_LARGE", None);
+    // Over the WebSocket, per message.
+    let mut client = common::ws::accepted(&app, &app.token).await;
+    client
+        .send(json!({"id": "q", "type": "subscribe",
+                     "payload": {"query": lists(1, PLATFORM_FIELDS)}}))
+        .await;
+    let payload = client.next_payload("q").await;
+    assert_error(&payload, "RESPONSE_TOO_LARGE", None);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn fields_once_expanded_are_capped() {
     let app = TestApp::start().await;
     // 2^4 * 5 = 80 fields: fine.
     let data = app.gql_ok(&doubling(4), json!({})).await;
     assert_eq!(data["me"]["username"], "admin");
-    // 2^7 * 5 = 640 fields: under the expansion cap, over the complexity limit.
-    let body = app.gql(&doubling(7), json!({})).await;
-    assert!(messages(&body).contains("too complex"), "{body}");
-    assert!(body["data"].is_null(), "{body}");
+    // 2^8 * 5 = 1280 fields once expanded, 7 written: refused.
+    let body = app.gql(&doubling(8), json!({})).await;
+    assert_error(&body, "QUERY_TOO_LARGE", None);
+    assert!(messages(&body).contains("expanded"), "{body}");
     app.stop().await;
 }
 

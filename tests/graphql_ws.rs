@@ -3,148 +3,13 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::graphql::*;
+use common::ws::*;
 use common::*;
 use futures_util::{SinkExt, StreamExt};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-
-const WAIT: Duration = Duration::from_secs(10);
-
-const EVENTS: &str = "subscription { callRecordingEvents { __typename
-  ... on CallRecordingSubscriptionStarted { live }
-  ... on CallRecordingPlatformAdded { platform { name port isDefault } }
-  ... on CallRecordingPlatformModified { platform { name port description isDefault } }
-  ... on CallRecordingPlatformDeleted { name }
-  ... on CallRecordingDefaultChanged { previous current }
-  ... on CallRecordingPropertiesModified { properties { refreshPeriodSeconds } }
-  ... on GroupCallRecordingPlatformAssigned { group { tenantId groupId } previous platform } } }";
-
-struct Client {
-    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
-}
-
-/// What the server sent: a JSON text message, or a close frame (code, reason).
-#[derive(Debug)]
-enum Received {
-    Json(Value),
-    Closed(u16, String),
-}
-
-impl Client {
-    async fn connect(app: &TestApp, protocol: &str, authorization: Option<&str>) -> Client {
-        let mut request = format!("ws://{}/graphql/ws", app.addr)
-            .into_client_request()
-            .expect("request");
-        let headers = request.headers_mut();
-        headers.insert(
-            "Sec-WebSocket-Protocol",
-            HeaderValue::from_str(protocol).unwrap(),
-        );
-        if let Some(value) = authorization {
-            headers.insert("Authorization", HeaderValue::from_str(value).unwrap());
-        }
-        let (ws, response) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(request))
-            .await
-            .expect("connected in time")
-            .expect("connected");
-        assert_eq!(
-            response.headers()["sec-websocket-protocol"],
-            protocol,
-            "the server speaks the protocol asked for"
-        );
-        Client { ws }
-    }
-
-    async fn send(&mut self, message: Value) {
-        self.ws
-            .send(Message::Text(message.to_string().into()))
-            .await
-            .expect("sent");
-    }
-
-    async fn receive(&mut self) -> Received {
-        loop {
-            let message = tokio::time::timeout(WAIT, self.ws.next())
-                .await
-                .expect("a message in time")
-                .expect("the connection is open")
-                .expect("a valid message");
-            match message {
-                Message::Text(text) => {
-                    return Received::Json(serde_json::from_str(&text).expect("JSON"));
-                }
-                Message::Close(frame) => {
-                    return match frame {
-                        Some(f) => Received::Closed(f.code.into(), f.reason.to_string()),
-                        None => Received::Closed(1005, String::new()),
-                    };
-                }
-                _ => continue,
-            }
-        }
-    }
-
-    async fn json(&mut self) -> Value {
-        match self.receive().await {
-            Received::Json(v) => v,
-            other => panic!("a JSON message expected, got {other:?}"),
-        }
-    }
-
-    /// connection_init with this payload; returns the answer.
-    async fn init(&mut self, payload: Value) -> Received {
-        self.send(json!({"type": "connection_init", "payload": payload}))
-            .await;
-        self.receive().await
-    }
-
-    /// The payload of the next `next` (graphql-transport-ws) or `data` (graphql-ws) message.
-    async fn next_payload(&mut self, id: &str) -> Value {
-        let message = self.json().await;
-        assert!(
-            message["type"] == "next" || message["type"] == "data",
-            "a result expected: {message}"
-        );
-        assert_eq!(message["id"], id);
-        message["payload"].clone()
-    }
-
-    /// The next event of subscription `id`, with no errors.
-    async fn event(&mut self, id: &str) -> Value {
-        let payload = self.next_payload(id).await;
-        assert!(payload.get("errors").is_none(), "{payload}");
-        payload["data"]["callRecordingEvents"].clone()
-    }
-}
-
-async fn subscribed(app: &TestApp) -> Client {
-    let mut client = Client::connect(app, "graphql-transport-ws", None).await;
-    let token = app.token.clone();
-    match client
-        .init(json!({"Authorization": format!("Bearer {token}")}))
-        .await
-    {
-        Received::Json(ack) => assert_eq!(ack["type"], "connection_ack", "{ack}"),
-        other => panic!("connection_ack expected, got {other:?}"),
-    }
-    client
-        .send(json!({"id": "1", "type": "subscribe", "payload": {"query": EVENTS}}))
-        .await;
-    let started = client.event("1").await;
-    assert_eq!(
-        started,
-        json!({"__typename": "CallRecordingSubscriptionStarted", "live": true})
-    );
-    client
-}
 
 #[tokio::test]
 async fn rest_and_graphql_changes_arrive_in_commit_order() {
@@ -191,10 +56,10 @@ async fn rest_and_graphql_changes_arrive_in_commit_order() {
 
     let expected = [
         json!({"__typename": "CallRecordingPlatformAdded", "platform": {"name": "A", "port": 222, "isDefault": true}}),
-        json!({"__typename": "CallRecordingDefaultChanged", "previous": null, "current": "A"}),
+        json!({"__typename": "CallRecordingDefaultChanged", "previousDefault": null, "systemDefault": "A"}),
         json!({"__typename": "CallRecordingPlatformAdded", "platform": {"name": "B", "port": 222, "isDefault": false}}),
         json!({"__typename": "CallRecordingPlatformModified", "platform": {"name": "B", "port": null, "description": "test description", "isDefault": true}}),
-        json!({"__typename": "CallRecordingDefaultChanged", "previous": "A", "current": "B"}),
+        json!({"__typename": "CallRecordingDefaultChanged", "previousDefault": "A", "systemDefault": "B"}),
         json!({"__typename": "CallRecordingPropertiesModified", "properties": {"refreshPeriodSeconds": 120}}),
         json!({"__typename": "CallRecordingPlatformDeleted", "name": "A"}),
         json!({"__typename": "CallRecordingPlatformModified", "platform": {"name": "B", "port": null, "description": null, "isDefault": true}}),
@@ -261,13 +126,14 @@ async fn a_connection_without_valid_credentials_is_refused() {
         let mut client = Client::connect(&app, "graphql-transport-ws", None).await;
         match client.init(payload.clone()).await {
             Received::Closed(code, reason) => {
-                assert_eq!(code, 1002, "{payload}");
+                // 4403 Forbidden: the graphql-ws client retries with fresh connectionParams.
+                assert_eq!(code, 4403, "{payload}");
                 assert!(reason.starts_with("UNAUTHENTICATED"), "{reason}");
             }
             other => panic!("refusal expected for {payload}, got {other:?}"),
         }
     }
-    // graphql-ws says so with connection_error.
+    // graphql-ws says so with connection_error, then closes the socket with a close frame.
     let mut client = Client::connect(&app, "graphql-ws", None).await;
     match client.init(json!({"authorization": "Bearer nope"})).await {
         Received::Json(error) => {
@@ -279,6 +145,13 @@ async fn a_connection_without_valid_credentials_is_refused() {
             );
         }
         other => panic!("connection_error expected, got {other:?}"),
+    }
+    match client.receive().await {
+        Received::Closed(code, reason) => {
+            assert_eq!(code, 4403);
+            assert!(reason.starts_with("UNAUTHENTICATED"), "{reason}");
+        }
+        other => panic!("a close frame expected, got {other:?}"),
     }
     // The payload's token wins over a bad header, lowercase key accepted.
     let token = app.token.clone();
@@ -333,15 +206,11 @@ async fn the_stream_ends_when_the_subscriber_loses_its_session() {
         client.event("1").await["__typename"],
         "CallRecordingSubscriptionStarted"
     );
+    // The deletion is the only commit: the stream ends without waiting for another event.
     let (status, _) = app
         .admin(Method::DELETE, "/api/v1/local/users/watcher/", None)
         .await;
     assert_eq!(status, StatusCode::OK);
-    app.gql_ok(
-        "mutation { modifyCallRecordingProperties(input: {refreshPeriodSeconds: 30}) { refreshPeriodSeconds } }",
-        json!({}),
-    )
-    .await;
     let payload = client.next_payload("1").await;
     assert_error(&payload, "UNAUTHENTICATED", Some(102));
     assert_eq!(client.json().await, json!({"type": "complete", "id": "1"}));
@@ -410,7 +279,7 @@ async fn group_assignments_from_rest_and_graphql_arrive() {
         assert_eq!(
             client.event("1").await,
             json!({"__typename": "GroupCallRecordingPlatformAssigned", "group": group,
-                   "previous": previous, "platform": platform})
+                   "previousPlatform": previous, "callRecordingPlatform": platform})
         );
     }
     app.stop().await;
@@ -442,4 +311,213 @@ async fn stopping_the_server_closes_subscriptions_with_going_away() {
         .await
         .expect("the connection ends in time");
     assert!(!matches!(after, Some(Ok(Message::Text(_)))), "{after:?}");
+}
+
+/// How long the tests give a connection to send `connection_init`.
+const SHORT_INIT: &[&str] = &["--ws-init-timeout", "1"];
+
+#[tokio::test]
+async fn a_connection_not_initialised_in_time_is_closed_with_4408() {
+    let app = TestApp::start_with(SHORT_INIT).await;
+    // Silent.
+    let mut silent = Client::connect(&app, "graphql-transport-ws", None).await;
+    let (code, reason) = silent.closed().await;
+    assert_eq!(
+        (code, reason.as_str()),
+        (4408, "Connection initialisation timeout")
+    );
+
+    // Protocol pings and WebSocket pings, but no connection_init: answered, and closed all the
+    // same.
+    let mut pinging = Client::connect(&app, "graphql-transport-ws", None).await;
+    let pings = async {
+        loop {
+            pinging.send(json!({"type": "ping"})).await;
+            let _ = pinging.ws.send(Message::Ping(vec![1].into())).await;
+            match pinging.receive().await {
+                Received::Json(pong) => assert_eq!(pong["type"], "pong", "{pong}"),
+                Received::Closed(code, reason) => return (code, reason),
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    };
+    let (code, _) = tokio::time::timeout(WAIT, pings)
+        .await
+        .expect("closed in time");
+    assert_eq!(code, 4408);
+
+    // The older protocol: connection_error, then a close frame.
+    let mut legacy = Client::connect(&app, "graphql-ws", None).await;
+    let error = legacy.json().await;
+    assert_eq!(error["type"], "connection_error", "{error}");
+    assert_eq!(legacy.closed().await.0, 4408);
+
+    // A connection accepted in time stays open past the timeout.
+    let mut client = accepted(&app, &app.token).await;
+    client.subscribe_events("1").await;
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_millis(1500),
+        std::future::pending::<()>(),
+    )
+    .await;
+    app.gql_ok(
+        "mutation { modifyCallRecordingProperties(input: {refreshPeriodSeconds: 45}) { refreshPeriodSeconds } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        client.event("1").await["__typename"],
+        "CallRecordingPropertiesModified"
+    );
+    app.stop().await;
+}
+
+/// Logs in as a new System Admin; returns its access and refresh tokens.
+async fn watcher(app: &TestApp, username: &str) -> (String, String) {
+    app.add_user(username, "watcher-password", 16, None, None)
+        .await;
+    let (status, login) = app
+        .call(
+            Method::POST,
+            "/api/v1/login/",
+            None,
+            Some(json!({"username": username, "password": "watcher-password"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{login}");
+    (
+        login["access_token"].as_str().expect("token").to_owned(),
+        login["refresh_token"].as_str().expect("token").to_owned(),
+    )
+}
+
+/// The subscription ends with UNAUTHENTICATED, then `complete`, with no event in between.
+async fn ends_unauthenticated(client: &mut Client) -> String {
+    let payload = client.next_payload("1").await;
+    let error = assert_error(&payload, "UNAUTHENTICATED", Some(102));
+    assert_eq!(client.json().await, json!({"type": "complete", "id": "1"}));
+    error["message"].as_str().unwrap_or_default().to_owned()
+}
+
+#[tokio::test]
+async fn a_logout_ends_the_subscription_at_once() {
+    let app = TestApp::start().await;
+    let (access, refresh) = watcher(&app, "watcher").await;
+    let mut client = accepted(&app, &access).await;
+    client.subscribe_events("1").await;
+    let (status, body) = app
+        .call(
+            Method::POST,
+            "/api/v1/logout/",
+            Some(&access),
+            Some(json!({"refresh_token": refresh})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let message = ends_unauthenticated(&mut client).await;
+    assert!(message.contains("session"), "{message}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_expired_token_ends_the_subscription_at_once() {
+    let app = TestApp::start_with(&["--access-token-ttl", "2"]).await;
+    let (access, _) = watcher(&app, "watcher").await;
+    let mut client = accepted(&app, &access).await;
+    client.subscribe_events("1").await;
+    // Nothing is committed: only the expiry can end it (within WAIT).
+    let message = ends_unauthenticated(&mut client).await;
+    assert!(message.contains("expired"), "{message}");
+    app.stop().await;
+}
+
+/// The ids of the next `n` events on `client`, each a properties change, sorted (the
+/// subscriptions of one socket are served in no particular order).
+async fn changed(client: &mut Client, n: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    for _ in 0..n {
+        let message = client.json().await;
+        assert_eq!(
+            message["payload"]["data"]["callRecordingEvents"]["__typename"],
+            "CallRecordingPropertiesModified",
+            "{message}"
+        );
+        ids.push(message["id"].as_str().unwrap_or_default().to_owned());
+    }
+    ids.sort();
+    ids
+}
+
+#[tokio::test]
+async fn subscriptions_are_capped_per_socket_and_in_total() {
+    let app = TestApp::start_with(&[
+        "--graphql-subscriptions-per-socket",
+        "3",
+        "--graphql-max-subscriptions",
+        "5",
+    ])
+    .await;
+    let token = app.token.clone();
+    let mut first = accepted(&app, &token).await;
+    for id in ["1", "2", "3"] {
+        first.subscribe_events(id).await;
+    }
+    // A fourth on the same socket is refused; the socket and its subscriptions go on.
+    first
+        .send(json!({"id": "4", "type": "subscribe", "payload": {"query": EVENTS}}))
+        .await;
+    let payload = first.next_payload("4").await;
+    let error = assert_error(&payload, "TOO_MANY_SUBSCRIPTIONS", None);
+    assert!(
+        error["message"].as_str().unwrap().contains("connection"),
+        "{error}"
+    );
+    assert_eq!(first.json().await, json!({"type": "complete", "id": "4"}));
+
+    // The server's cap: two more on another socket, the third refused.
+    let mut second = accepted(&app, &token).await;
+    for id in ["1", "2"] {
+        second.subscribe_events(id).await;
+    }
+    second
+        .send(json!({"id": "3", "type": "subscribe", "payload": {"query": EVENTS}}))
+        .await;
+    let payload = second.next_payload("3").await;
+    let error = assert_error(&payload, "TOO_MANY_SUBSCRIPTIONS", None);
+    assert!(
+        error["message"].as_str().unwrap().contains("server"),
+        "{error}"
+    );
+    assert_eq!(second.json().await, json!({"type": "complete", "id": "3"}));
+
+    // Every open subscription still gets the next change.
+    app.gql_ok(
+        "mutation { modifyCallRecordingProperties(input: {refreshPeriodSeconds: 90}) { refreshPeriodSeconds } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(changed(&mut first, 3).await, ["1", "2", "3"]);
+    assert_eq!(changed(&mut second, 2).await, ["1", "2"]);
+
+    // Ending one gives its place back.
+    first.send(json!({"id": "1", "type": "complete"})).await;
+    drop(first);
+    let mut third = accepted(&app, &token).await;
+    let subscribed = async {
+        loop {
+            third
+                .send(json!({"id": "x", "type": "subscribe", "payload": {"query": EVENTS}}))
+                .await;
+            let payload = third.next_payload("x").await;
+            if payload.get("errors").is_none() {
+                return;
+            }
+            assert_eq!(third.json().await, json!({"type": "complete", "id": "x"}));
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(WAIT, subscribed)
+        .await
+        .expect("a place is given back once a subscription ends");
+    app.stop().await;
 }

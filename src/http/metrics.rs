@@ -128,7 +128,7 @@ pub fn http_request(
 }
 
 /// One GraphQL operation ended, `ok` when its response had no errors. `operation` is already
-/// bounded (see `graphql::metered::operation_label`).
+/// bounded (see `graphql::labels`).
 pub fn graphql_operation(operation: String, ok: bool) {
     let outcome = if ok { "ok" } else { "error" };
     metrics::counter!("callrec_graphql_operations_total", "operation" => operation, "outcome" => outcome)

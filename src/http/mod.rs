@@ -48,8 +48,8 @@ pub struct HttpOptions {
     pub metrics_token: Option<String>,
     /// Whether `/metrics` is served here (false when it has a listen address of its own).
     pub metrics_here: bool,
-    /// Whether GraphQL answers introspection queries (`__schema`, `__type`).
-    pub graphql_introspection: bool,
+    /// The GraphQL API's bounds.
+    pub graphql: graphql::GraphqlOptions,
     /// Tells WebSockets that the server is stopping, and lets it wait for them; the same one
     /// must go to [`serve::serve`] in [`serve::ServeOptions`].
     pub draining: serve::Draining,
@@ -63,7 +63,7 @@ impl Default for HttpOptions {
             cors_origins: Vec::new(),
             metrics_token: None,
             metrics_here: true,
-            graphql_introspection: true,
+            graphql: graphql::GraphqlOptions::default(),
             draining: serve::Draining::default(),
         }
     }

@@ -11,7 +11,7 @@ mod users;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
 pub use self::events::Event;
 pub use self::platforms::{PlatformEntry, PlatformList};
@@ -42,6 +42,8 @@ pub struct Service {
     /// Queues writers so that waiting for the store's writer lock never blocks a runtime thread.
     write_gate: tokio::sync::Mutex<()>,
     events: broadcast::Sender<Event>,
+    /// The last commit known durable, for whoever must re-check something after any commit.
+    durable: watch::Sender<Ticket>,
     /// Events of commits not yet known durable, in commit order.
     pending: Mutex<VecDeque<(Ticket, Event)>>,
     tokens: Tokens,
@@ -87,6 +89,7 @@ impl Service {
     pub async fn new(store: Arc<dyn Store>, settings: SessionSettings) -> Result<Service> {
         let tokens = sessions::load_tokens(&*store, &settings).await?;
         let (events, _) = broadcast::channel(EVENT_BUFFER);
+        let last = store.last_ticket();
         let throttle = Arc::new(Throttle::new(settings.max_failed_logins, settings.lockout));
         let password_checks =
             PasswordChecks::new(settings.max_password_checks, settings.password_check_wait);
@@ -94,6 +97,7 @@ impl Service {
             store,
             write_gate: tokio::sync::Mutex::new(()),
             events,
+            durable: watch::Sender::new(last),
             pending: Mutex::new(VecDeque::new()),
             tokens,
             throttle,
@@ -111,6 +115,12 @@ impl Service {
     /// Every committed change from now on, in commit order, each sent once it is durable.
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.events.subscribe()
+    }
+
+    /// The last durable commit, changed by every commit once it is on disk (sessions ended
+    /// and users deleted included).
+    pub fn durable_commits(&self) -> watch::Receiver<Ticket> {
+        self.durable.subscribe()
     }
 
     fn read<T>(&self, f: impl FnOnce(&dyn Read) -> Result<T>) -> Result<T> {
@@ -154,6 +164,14 @@ impl Service {
                 let _ = self.events.send(event);
             }
         }
+        drop(pending);
+        self.durable.send_if_modified(|last| {
+            let newer = durable > *last;
+            if newer {
+                *last = durable;
+            }
+            newer
+        });
     }
 
     /// Resolves with the cause once the store has failed (a write or flush could not be done):

@@ -99,3 +99,41 @@ impl TestApp {
             .await
     }
 }
+
+/// Adds `n` platforms, `P00000`, `P00001`..., through the service, many at a time so that
+/// they share the store's flushes.
+pub async fn add_platforms(service: &std::sync::Arc<callrec_gateway::service::Service>, n: usize) {
+    add_platforms_from(service, 0, n).await;
+}
+
+/// Adds `n` platforms numbered from `first`, as [`add_platforms`].
+pub async fn add_platforms_from(
+    service: &std::sync::Arc<callrec_gateway::service::Service>,
+    first: usize,
+    n: usize,
+) {
+    use callrec_gateway::model::{
+        MediaStream, NewPlatform, Principal, SchemaVersion, TransportProtocol,
+    };
+    let who = Principal::console();
+    for chunk in (first..first + n).collect::<Vec<_>>().chunks(250) {
+        let adds = chunk.iter().map(|i| {
+            service.add_platform(
+                &who,
+                NewPlatform {
+                    name: format!("P{i:05}"),
+                    net_address: "10.0.32.55".into(),
+                    port: Some(222),
+                    media_stream: MediaStream::Dual,
+                    transport_protocol: TransportProtocol::Udp,
+                    description: Some("a platform added in bulk".into()),
+                    schema_version: SchemaVersion::V1_0,
+                    support_video_recording: false,
+                },
+            )
+        });
+        for added in futures_util::future::join_all(adds).await {
+            added.expect("platform added");
+        }
+    }
+}

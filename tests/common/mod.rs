@@ -5,6 +5,7 @@
 pub mod callers;
 pub mod graphql;
 pub mod process;
+pub mod ws;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -1,22 +1,23 @@
 //! Answers to read-only queries, kept until the next commit. Dashboards poll the same query
 //! over and over; what a query answers depends only on the store's state and on who asks,
 //! so an answer rendered once serves every identical query of the same caller until any
-//! commit lands. Mutations, subscriptions and unauthenticated requests are never kept.
+//! commit lands. Mutations, subscriptions and unauthenticated requests are never kept. What
+//! is kept is bounded in bytes, questions included (`--graphql-answer-cache-mb`): past the
+//! bound the memory starts over.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use async_graphql::Request;
-use async_graphql::parser::types::OperationType;
 use axum::body::Bytes;
 
 use crate::model::Principal;
 use crate::store::Ticket;
 
-/// Distinct queries kept per commit; past this many the memory starts over.
-const KEPT: usize = 256;
 /// Larger answers are not kept.
 const LARGEST: usize = 1024 * 1024;
+/// What one kept answer costs beyond its text: the map's entry and the strings' headers.
+const ENTRY_OVERHEAD: usize = 256;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Question {
@@ -39,29 +40,46 @@ impl Question {
     }
 }
 
-/// Whether an (admitted, so parsed) request only reads: every operation is a query.
-pub fn read_only(request: &mut Request) -> bool {
-    request.parsed_query().is_ok_and(|document| {
-        document
-            .operations
-            .iter()
-            .all(|(_, op)| op.node.ty == OperationType::Query)
-    })
+impl Question {
+    /// The bytes this question takes when kept.
+    fn size(&self) -> usize {
+        self.who.username.len()
+            + self.who.tenant_id.as_ref().map_or(0, String::len)
+            + self.who.group_id.as_ref().map_or(0, String::len)
+            + self.query.len()
+            + self.operation.as_ref().map_or(0, String::len)
+            + self.variables.len()
+    }
+}
+
+/// A kept answer: its bytes, whether it was free of errors, and its metrics label.
+pub type Kept = (Bytes, bool, Arc<str>);
+
+pub struct Answers {
+    kept: Mutex<AtCommit>,
+    /// Bytes kept at most.
+    budget: usize,
 }
 
 #[derive(Default)]
-pub struct Answers(Mutex<Kept>);
-
-#[derive(Default)]
-struct Kept {
+struct AtCommit {
     commit: Option<Ticket>,
-    answers: HashMap<Question, (Bytes, bool)>,
+    answers: HashMap<Question, Kept>,
+    bytes: usize,
 }
 
 impl Answers {
-    /// The answer kept for this question at this commit, and whether it was free of errors.
-    pub fn get(&self, commit: Ticket, question: &Question) -> Option<(Bytes, bool)> {
-        let kept = self.0.lock().unwrap_or_else(|p| p.into_inner());
+    /// Keeping at most `budget` bytes.
+    pub fn new(budget: usize) -> Answers {
+        Answers {
+            kept: Mutex::default(),
+            budget,
+        }
+    }
+
+    /// The answer kept for this question at this commit.
+    pub fn get(&self, commit: Ticket, question: &Question) -> Option<Kept> {
+        let kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
         if kept.commit != Some(commit) {
             return None;
         }
@@ -71,21 +89,71 @@ impl Answers {
     /// Keeps an answer computed from the state at `commit` (read before the query ran). If a
     /// commit landed meanwhile, the answer may show it; it is kept under the older commit,
     /// which no later question asks for.
-    pub fn put(&self, commit: Ticket, question: Question, answer: (Bytes, bool)) {
-        if answer.0.len() > LARGEST {
+    pub fn put(&self, commit: Ticket, question: Question, answer: Kept) {
+        let size = answer.0.len() + answer.2.len() + question.size() + ENTRY_OVERHEAD;
+        if answer.0.len() > LARGEST || size > self.budget {
             return;
         }
-        let mut kept = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
         if kept.commit != Some(commit) {
             if kept.commit.is_some_and(|c| c > commit) {
                 return;
             }
-            kept.commit = Some(commit);
-            kept.answers.clear();
+            *kept = AtCommit {
+                commit: Some(commit),
+                ..AtCommit::default()
+            };
         }
-        if kept.answers.len() >= KEPT {
-            kept.answers.clear();
+        if kept.bytes + size > self.budget {
+            kept.answers = HashMap::new();
+            kept.bytes = 0;
         }
-        kept.answers.insert(question, answer);
+        if kept.answers.insert(question, answer).is_none() {
+            kept.bytes += size;
+        }
+    }
+
+    /// Bytes kept now.
+    #[cfg(test)]
+    pub fn bytes(&self) -> usize {
+        self.kept.lock().unwrap_or_else(|p| p.into_inner()).bytes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Level;
+
+    fn question(query: String) -> Question {
+        let who = Principal {
+            username: "admin".into(),
+            level: Level::SystemAdmin,
+            tenant_id: None,
+            group_id: None,
+        };
+        Question::of(&Request::new(query), who).expect("a question")
+    }
+
+    #[test]
+    fn kept_bytes_stay_within_the_budget_questions_included() {
+        let budget = 64 * 1024;
+        let answers = Answers::new(budget);
+        let label: Arc<str> = Arc::from("anonymous");
+        let mut most = 0;
+        // Small answers to large (padded) questions: the questions are what fills the memory.
+        for i in 0..200 {
+            let query = format!("{{ me {{ username }} }} # {i} {}", "x".repeat(4000));
+            answers.put(
+                Ticket(1),
+                question(query),
+                (Bytes::from_static(b"{}"), true, label.clone()),
+            );
+            assert!(answers.bytes() <= budget, "{} > {budget}", answers.bytes());
+            most = most.max(answers.bytes());
+        }
+        assert!(most > budget * 3 / 4, "the budget is used: {most}");
+        let last = format!("{{ me {{ username }} }} # 199 {}", "x".repeat(4000));
+        assert!(answers.get(Ticket(1), &question(last)).is_some());
     }
 }

@@ -10,15 +10,21 @@ use crate::error::Error;
 pub mod codes {
     /// More operations in one batch than allowed.
     pub const BATCH_TOO_LARGE: &str = "BATCH_TOO_LARGE";
-    /// Over a limit: depth, complexity, directives, aliases, fields (as written or once
-    /// fragments are expanded), or a fragment cycle.
+    /// Over a limit: depth, complexity (lists counted by their length, a batch as a whole),
+    /// directives, aliases, fields (as written or once fragments are expanded), or a
+    /// fragment cycle.
     pub const QUERY_TOO_LARGE: &str = "QUERY_TOO_LARGE";
     /// An introspection query on a server started with `--graphql-introspection false`.
+    /// (Without a token under the default `authenticated`, it is `UNAUTHENTICATED`.)
     pub const INTROSPECTION_DISABLED: &str = "INTROSPECTION_DISABLED";
     /// The query text is not GraphQL.
     pub const GRAPHQL_PARSE_FAILED: &str = "GRAPHQL_PARSE_FAILED";
     /// The query does not fit the schema (unknown field, wrong argument or variable type...).
     pub const GRAPHQL_VALIDATION_FAILED: &str = "GRAPHQL_VALIDATION_FAILED";
+    /// The answer is larger than `--max-response-bytes`.
+    pub const RESPONSE_TOO_LARGE: &str = "RESPONSE_TOO_LARGE";
+    /// A subscription past the cap of one WebSocket or of the server.
+    pub const TOO_MANY_SUBSCRIPTIONS: &str = "TOO_MANY_SUBSCRIPTIONS";
     /// A subscriber fell so far behind that events were dropped; refetch and resubscribe.
     pub const EVENTS_LOST: &str = "EVENTS_LOST";
 }

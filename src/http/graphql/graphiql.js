@@ -18,6 +18,8 @@
     '#   {"Authorization": "Bearer <access_token>"}',
     '# (POST /api/v1/login/ gives one; headers are',
     '# not stored in the browser). Run: Ctrl-Enter.',
+    '# Docs and completion need the schema, which',
+    '# needs the token: then Shift-Ctrl-R re-fetches it.',
     '',
     '{',
     '  callRecordingPlatforms {',

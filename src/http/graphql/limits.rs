@@ -1,23 +1,17 @@
 //! What one GraphQL request may ask for, and a `code` on every error async-graphql raises
 //! itself (parse, validation and limit errors carry none of their own).
 //!
-//! async-graphql enforces depth, complexity, parser
-//! recursion and directives; [`ShapeLimits`] adds what it lacks: caps on aliases, on fields
-//! as written, and on fields once fragments are expanded. That last one is checked with one
+//! async-graphql enforces depth, parser recursion and directives; [`ShapeLimits`] adds what
+//! it lacks: caps on aliases, on fields as written, and on fields once fragments are
+//! expanded; [`super::cost`] the complexity, with list fields counted by their length. That last one is checked with one
 //! memoised pass over the fragments *before* async-graphql's own passes, which expand
 //! fragments without memoising, so a "fragment bomb" (each fragment spreading the previous
 //! one twice) is refused in linear time instead of being expanded exponentially.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 
-use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest, NextRequest, NextSubscribe,
-};
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
 use async_graphql::{Name, Request, Response, ServerError, ServerResult};
-use futures_util::StreamExt;
-use futures_util::stream::BoxStream;
 
 use super::error::{GqlError, codes};
 
@@ -26,9 +20,6 @@ pub const MAX_BATCH: usize = 10;
 /// Field nesting. The schema's own types nest at most 4 deep; the rest leaves room for
 /// GraphiQL's introspection query (13 levels) and refuses recursive introspection abuse.
 pub const MAX_DEPTH: usize = 16;
-/// Complexity: each field counts 1 (fragments expanded). Real queries of this schema stay
-/// under 50 and GraphiQL's introspection query near 250.
-pub const MAX_COMPLEXITY: usize = 500;
 /// Selection-set nesting seen by async-graphql's recursion check (fragments included).
 pub const MAX_RECURSIVE_DEPTH: usize = 32;
 /// Directives on one field.
@@ -40,15 +31,12 @@ pub const MAX_FIELDS: usize = 500;
 /// Fields once every fragment spread is expanded.
 pub const MAX_EXPANDED_FIELDS: usize = 1000;
 
-/// The extension enforcing alias and field caps (see the module documentation).
+/// Caps on aliases and fields (see the module documentation).
 #[derive(Debug, Clone, Copy)]
 pub struct ShapeLimits {
     pub max_aliases: usize,
     pub max_fields: usize,
     pub max_expanded_fields: usize,
-    /// When false, a query selecting `__schema` or `__type` is refused with
-    /// `INTROSPECTION_DISABLED` (async-graphql alone would answer null without saying why).
-    pub introspection: bool,
 }
 
 impl Default for ShapeLimits {
@@ -57,54 +45,14 @@ impl Default for ShapeLimits {
             max_aliases: MAX_ALIASES,
             max_fields: MAX_FIELDS,
             max_expanded_fields: MAX_EXPANDED_FIELDS,
-            introspection: true,
         }
-    }
-}
-
-impl ExtensionFactory for ShapeLimits {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(*self)
-    }
-}
-
-#[async_graphql::async_trait::async_trait]
-impl Extension for ShapeLimits {
-    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
-        let mut response = next.run(ctx).await;
-        tag_errors(&mut response);
-        response
-    }
-
-    fn subscribe<'s>(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        stream: BoxStream<'s, Response>,
-        next: NextSubscribe<'_>,
-    ) -> BoxStream<'s, Response> {
-        next.run(ctx, stream)
-            .map(|mut response| {
-                tag_errors(&mut response);
-                response
-            })
-            .boxed()
-    }
-
-    async fn prepare_request(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        mut request: Request,
-        next: NextPrepareRequest<'_>,
-    ) -> ServerResult<Request> {
-        self.admit(&mut request)?;
-        next.run(ctx, request).await
     }
 }
 
 impl ShapeLimits {
     /// Parses the request (async-graphql reuses the parsed document) and refuses it when it is
-    /// over a limit or introspects where that is off.
-    pub fn admit(&self, request: &mut Request) -> ServerResult<()> {
+    /// over a limit.
+    pub fn admit<'r>(&self, request: &'r mut Request) -> ServerResult<&'r ExecutableDocument> {
         let document = request.parsed_query().map_err(|mut e| {
             set_code(&mut e, codes::GRAPHQL_PARSE_FAILED);
             e
@@ -112,14 +60,7 @@ impl ShapeLimits {
         self.check(document)
             .map_err(|message| GqlError::transport(codes::QUERY_TOO_LARGE, message))
             .map_err(GqlError::into_server_error)?;
-        if !self.introspection && introspects(document) {
-            return Err(GqlError::transport(
-                codes::INTROSPECTION_DISABLED,
-                "introspection is disabled on this server",
-            )
-            .into_server_error());
-        }
-        Ok(())
+        Ok(document)
     }
 }
 
@@ -142,7 +83,6 @@ pub fn tag_errors(response: &mut Response) {
             continue;
         }
         let limit = [
-            "Query is too complex",
             "Query is nested too deep",
             "The recursion depth of the query",
             "The number of directives",

@@ -9,28 +9,34 @@
 //!   and the older `graphql-ws`. The token comes from the `connection_init` payload
 //!   (`{"Authorization": "Bearer ..."}`, or `authorization`) or else from the upgrade
 //!   request's `Authorization` header. A connection without a valid token is refused
-//!   (`graphql-transport-ws`: close 1002; `graphql-ws`: `connection_error`; the reason starts
-//!   with `UNAUTHENTICATED`). Messages are capped at the request body limit, and a connection
-//!   silent for [`INIT_TIMEOUT`] after opening is closed. When the server stops, every socket
-//!   gets a close frame, 1001 with the reason [`GOING_AWAY`], and the stop waits for them
-//!   (within its grace period).
+//!   (`graphql-transport-ws`: close 4403; `graphql-ws`: `connection_error`, then close 4403;
+//!   the reason starts with `UNAUTHENTICATED`). A connection not accepted within
+//!   `--ws-init-timeout` of opening is closed with 4408 (pings do not count). Messages are
+//!   capped at the request body limit. When the server stops, every socket gets a close
+//!   frame, 1001 with the reason [`GOING_AWAY`], and the stop waits for them (within its
+//!   grace period).
+//!
+//! Every request, over either transport, takes the one path of [`run`]: limits, kept
+//! answers, execution, byte cap, metrics.
 //!
 //! Metrics: `callrec_graphql_operations_total{operation,outcome}` counts each operation over
-//! either transport (see [`metered`]); `callrec_graphql_subscriptions_active` is the number of
+//! either transport (see [`labels`]); `callrec_graphql_subscriptions_active` is the number of
 //! live subscription streams.
 //!
 //! Errors: a domain error carries `extensions.code` (its name), `extensions.subErrorCode` (its
 //! number) and, for a validation error, `extensions.field`; transport errors carry only a code
-//! (see [`error::codes`]). Limits are listed in [`limits`].
+//! (see [`error::codes`]). Limits are listed in [`limits`] and [`cost`].
 
 mod answers;
 mod context;
+pub mod cost;
 pub mod error;
 pub mod graphiql;
+pub mod labels;
 pub mod limits;
-pub mod metered;
 mod mutation;
 mod query;
+mod run;
 mod subscription;
 mod types;
 
@@ -38,8 +44,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
-use async_graphql::{BatchRequest, BatchResponse, Data, Executor, Schema, SchemaBuilder};
-use async_graphql_axum::{GraphQLProtocol, GraphQLResponse, GraphQLWebSocket};
+use async_graphql::{BatchRequest, Data, Schema};
+use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -48,24 +54,22 @@ use axum::extract::{State, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use futures_util::{Sink, SinkExt, StreamExt};
 use serde_json::json;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::PollSender;
 
-use self::answers::{Answers, Question};
 pub use self::context::Credentials;
 use self::error::{GqlError, codes};
-use self::limits::ShapeLimits;
-use self::metered::Metered;
 pub use self::mutation::MutationRoot;
 pub use self::query::QueryRoot;
+use self::run::{Run, Runner, SocketSubscriptions};
 pub use self::subscription::{SubscriptionRoot, events};
 pub use self::types::CallRecordingEvent;
 use super::HttpOptions;
 use super::serve::Draining;
+use crate::config::{GraphqlArgs, Introspection};
 use crate::error::Error;
-use crate::http::metrics;
 use crate::service::Service;
 
 pub type CallRecordingSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
@@ -73,73 +77,88 @@ pub type CallRecordingSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>
 pub const PATH: &str = "/graphql";
 pub const WS_PATH: &str = "/graphql/ws";
 
-fn shape_limits(introspection: bool) -> ShapeLimits {
-    ShapeLimits {
-        introspection,
-        ..ShapeLimits::default()
+/// The GraphQL API's bounds, from the command line (see [`GraphqlArgs`]).
+#[derive(Debug, Clone)]
+pub struct GraphqlOptions {
+    pub introspection: Introspection,
+    pub max_complexity: u64,
+    pub max_response_bytes: usize,
+    pub answer_cache_bytes: usize,
+    pub subscriptions_per_socket: usize,
+    pub max_subscriptions: usize,
+    pub ws_init_timeout: Duration,
+}
+
+impl From<&GraphqlArgs> for GraphqlOptions {
+    fn from(args: &GraphqlArgs) -> Self {
+        GraphqlOptions {
+            introspection: args.graphql_introspection,
+            max_complexity: args.graphql_max_complexity,
+            max_response_bytes: args.max_response_bytes,
+            answer_cache_bytes: args.graphql_answer_cache_mb.saturating_mul(1024 * 1024),
+            subscriptions_per_socket: args.graphql_subscriptions_per_socket,
+            max_subscriptions: args.graphql_max_subscriptions,
+            ws_init_timeout: Duration::from_secs(args.ws_init_timeout),
+        }
     }
 }
 
-/// The schema with its limits, without data. With `shape_extension`, the alias and field
-/// caps run as an extension (for the WebSocket, where operations arrive inside the
-/// protocol). Any extension routes every field through async-graphql's extension chain, so
-/// `POST /graphql` applies the same caps in its handler instead and uses a schema without.
-fn builder(
-    introspection: bool,
-    shape_extension: bool,
-) -> SchemaBuilder<QueryRoot, MutationRoot, SubscriptionRoot> {
-    let mut builder = Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
+impl Default for GraphqlOptions {
+    /// The command line's defaults.
+    fn default() -> Self {
+        use clap::{Args, FromArgMatches};
+        let command = GraphqlArgs::augment_args(clap::Command::new("defaults"));
+        let args = command
+            .try_get_matches_from(["defaults"])
+            .and_then(|matches| GraphqlArgs::from_arg_matches(&matches));
+        match args {
+            Ok(args) => GraphqlOptions::from(&args),
+            Err(e) => unreachable!("every GraphQL flag has a default: {e}"),
+        }
+    }
+}
+
+/// The schema served over `service`. Its own limits (depth, recursion, directives) are
+/// built in; the others are applied before execution by [`run`]. Introspection is allowed
+/// here and gated there.
+pub fn schema(service: Arc<Service>) -> CallRecordingSchema {
+    Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
         .limit_depth(limits::MAX_DEPTH)
-        .limit_complexity(limits::MAX_COMPLEXITY)
         .limit_recursive_depth(limits::MAX_RECURSIVE_DEPTH)
-        .limit_directives(limits::MAX_DIRECTIVES);
-    if shape_extension {
-        builder = builder.extension(shape_limits(introspection));
-    }
-    if introspection {
-        builder
-    } else {
-        builder.disable_introspection()
-    }
-}
-
-/// The schema served over `service`, with every limit built in; `introspection: false`
-/// refuses `__schema`/`__type`.
-pub fn schema(service: Arc<Service>, introspection: bool) -> CallRecordingSchema {
-    builder(introspection, true).data(service).finish()
+        .limit_directives(limits::MAX_DIRECTIVES)
+        .data(service)
+        .finish()
 }
 
 /// The schema's SDL, as kept in `schema.graphql`.
 pub fn sdl() -> String {
-    builder(true, true).finish().sdl()
+    Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
+        .finish()
+        .sdl()
 }
 
 #[derive(Clone)]
 struct GraphqlState {
-    /// For `POST /graphql`, whose handler applies the shape limits itself; counting
-    /// operations.
-    schema: Metered,
-    limits: ShapeLimits,
-    /// For the WebSocket, with the shape limits built in; counting operations.
-    ws_schema: Metered,
-    answers: Arc<Answers>,
+    runner: Arc<Runner>,
     service: Arc<Service>,
     /// The largest WebSocket message, as for request bodies.
     message_limit: usize,
+    ws_init_timeout: Duration,
     /// Ends the WebSockets, with a close frame, when the server stops.
     draining: Draining,
 }
 
 /// The GraphQL routes, to be merged into the application's router.
 pub fn routes<S>(service: Arc<Service>, options: &HttpOptions) -> Router<S> {
-    let introspection = options.graphql_introspection;
     let state = GraphqlState {
-        schema: Metered(builder(introspection, false).data(service.clone()).finish()),
-        limits: shape_limits(introspection),
-        ws_schema: Metered(schema(service.clone(), introspection)),
-        answers: Arc::default(),
+        runner: Arc::new(Runner::new(
+            schema(service.clone()),
+            service.clone(),
+            options.graphql.clone(),
+        )),
         service,
         message_limit: options.body_limit,
+        ws_init_timeout: options.graphql.ws_init_timeout,
         draining: options.draining.clone(),
     };
     Router::new()
@@ -159,6 +178,8 @@ fn refused_domain(error: Error) -> Response {
     let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::BAD_REQUEST);
     refused(status, GqlError::from(error))
 }
+
+const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
 
 /// `POST /graphql`. The body is read through axum's `Bytes`, so the application's body limit
 /// applies (413 when over it).
@@ -187,17 +208,16 @@ async fn execute(
     } else {
         serde_json::from_slice(&bytes).map(BatchRequest::Single)
     };
-    let batch = match parsed {
-        Ok(batch) => batch,
+    let requests = match parsed {
+        Ok(BatchRequest::Single(request)) => vec![request],
+        Ok(BatchRequest::Batch(requests)) => requests,
         Err(e) => {
             return refused_domain(Error::invalid_body(format!(
                 "the request body is not a GraphQL request: {e}"
             )));
         }
     };
-    if let BatchRequest::Batch(operations) = &batch
-        && (operations.is_empty() || operations.len() > limits::MAX_BATCH)
-    {
+    if is_batch && (requests.is_empty() || requests.len() > limits::MAX_BATCH) {
         return refused(
             StatusCode::BAD_REQUEST,
             GqlError::transport(
@@ -205,85 +225,46 @@ async fn execute(
                 format!(
                     "a batch must hold 1 to {} operations (got {})",
                     limits::MAX_BATCH,
-                    operations.len()
+                    requests.len()
                 ),
             ),
         );
     }
-    let credentials = Credentials::from_headers(&headers);
-    let requests = match batch {
-        BatchRequest::Single(request) => return answer(&state, credentials, request).await,
-        BatchRequest::Batch(requests) => requests,
-    };
-    let run = |request: async_graphql::Request| {
-        let (schema, limits) = (&state.schema, state.limits);
-        let mut request = request.data(credentials.clone());
-        async move {
-            if let Err(e) = limits.admit(&mut request) {
-                return async_graphql::Response::from_errors(vec![e]);
+    let answers = state
+        .runner
+        .post(requests, Credentials::from_headers(&headers))
+        .await;
+    let body = if is_batch {
+        let mut body = Vec::with_capacity(answers.iter().map(|a| a.len() + 1).sum::<usize>() + 1);
+        body.push(b'[');
+        for (i, answer) in answers.iter().enumerate() {
+            if i > 0 {
+                body.push(b',');
             }
-            let mut response = schema.execute(request).await;
-            limits::tag_errors(&mut response);
-            response
+            body.extend_from_slice(answer);
         }
+        body.push(b']');
+        Bytes::from(body)
+    } else {
+        answers.into_iter().next().unwrap_or_default()
     };
-    let responses = futures_util::future::join_all(requests.into_iter().map(run)).await;
-    GraphQLResponse::from(BatchResponse::Batch(responses)).into_response()
+    ([(axum::http::header::CONTENT_TYPE, GRAPHQL_RESPONSE)], body).into_response()
 }
 
-/// One operation: from the answers kept since the last commit when it is a query asked
-/// before by the same caller, else executed (and, if a query, kept).
-async fn answer(
-    state: &GraphqlState,
-    credentials: Credentials,
-    request: async_graphql::Request,
-) -> Response {
-    let who = credentials.principal(&state.service).ok();
-    let question = who.and_then(|who| Question::of(&request, who));
-    let commit = state.service.store().last_ticket();
-    if let Some(question) = &question
-        && let Some((bytes, ok)) = state.answers.get(commit, question)
-    {
-        metrics::graphql_operation(metered::operation_label(&request), ok);
-        return bytes_answer(bytes);
-    }
-    let mut request = request.data(credentials);
-    if let Err(e) = state.limits.admit(&mut request) {
-        return json_answer(&async_graphql::Response::from_errors(vec![e])).0;
-    }
-    let question = question.filter(|_| answers::read_only(&mut request));
-    let mut response = state.schema.execute(request).await;
-    limits::tag_errors(&mut response);
-    let (http, bytes) = json_answer(&response);
-    if let (Some(question), Some(bytes)) = (question, bytes) {
-        state
-            .answers
-            .put(commit, question, (bytes, response.is_ok()));
-    }
-    http
+/// Whether a WebSocket's `connection_init` was accepted or refused (or neither yet).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Init {
+    Waiting,
+    Accepted,
+    Refused,
 }
 
-const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
-
-fn bytes_answer(bytes: Bytes) -> Response {
-    (
-        [(axum::http::header::CONTENT_TYPE, GRAPHQL_RESPONSE)],
-        bytes,
-    )
-        .into_response()
-}
-
-fn json_answer(response: &async_graphql::Response) -> (Response, Option<Bytes>) {
-    match serde_json::to_vec(response) {
-        Ok(bytes) => {
-            let bytes = Bytes::from(bytes);
-            (bytes_answer(bytes.clone()), Some(bytes))
-        }
-        Err(e) => (
-            refused_domain(Error::Internal(format!("rendering the answer failed: {e}"))),
-            None,
-        ),
-    }
+/// Close codes of `graphql-transport-ws`, used for the older protocol too.
+pub mod close_codes {
+    /// `connection_init` was refused (no valid token).
+    pub const FORBIDDEN: u16 = 4403;
+    /// No accepted `connection_init` within the init timeout.
+    pub const INIT_TIMEOUT: u16 = 4408;
 }
 
 /// `/graphql/ws`.
@@ -295,12 +276,13 @@ async fn websocket(
 ) -> Response {
     let from_header = Credentials::from_headers(&headers);
     let GraphqlState {
-        ws_schema: schema,
+        runner,
         service,
         message_limit,
+        ws_init_timeout,
         draining,
-        ..
     } = state;
+    let legacy = speaks_legacy(&headers);
     // Taken now, not once upgraded, so that a stop in between still waits for this socket.
     let running = draining.track();
     upgrade
@@ -309,20 +291,49 @@ async fn websocket(
         .max_frame_size(message_limit)
         .on_upgrade(move |socket| async move {
             let (sink, stream) = socket.split();
-            let stream = first_within(stream, INIT_TIMEOUT);
             let (to_client, outgoing) = mpsc::channel(OUTGOING_BUFFER);
+            let (init_tx, init) = watch::channel(Init::Waiting);
             let graphql = GraphQLWebSocket::new_with_pair(
                 PollSender::new(to_client),
                 stream,
-                schema,
+                Run(runner),
                 protocol,
             )
-            .on_connection_init(move |payload| connection_init(service, from_header, payload))
+            .on_connection_init(move |payload| async move {
+                let outcome = connection_init(&service, from_header, payload);
+                init_tx.send_replace(if outcome.is_ok() {
+                    Init::Accepted
+                } else {
+                    Init::Refused
+                });
+                outcome
+            })
             .serve();
-            until_stopped(graphql, outgoing, sink, &draining).await;
+            let socket = Socket {
+                outgoing,
+                init,
+                init_timeout: ws_init_timeout,
+                legacy,
+            };
+            socket.run(graphql, sink, &draining).await;
             drop(running);
         })
         .into_response()
+}
+
+/// Whether the protocol chosen (as [`GraphQLProtocol`] chooses it: the first known one the
+/// client offers) is the older `graphql-ws`.
+fn speaks_legacy(headers: &HeaderMap) -> bool {
+    use async_graphql::http::WebSocketProtocols;
+    headers
+        .get(axum::http::header::SEC_WEBSOCKET_PROTOCOL)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|protocols| {
+            protocols
+                .split(',')
+                .find_map(|p| p.trim().parse::<WebSocketProtocols>().ok())
+        })
+        .is_some_and(|p| matches!(p, WebSocketProtocols::SubscriptionsTransportWS))
 }
 
 /// Messages the GraphQL side of a WebSocket may get ahead of the socket.
@@ -331,80 +342,122 @@ const OUTGOING_BUFFER: usize = 16;
 /// Said in the close frame sent to every WebSocket when the server stops.
 pub const GOING_AWAY: &str = "the server is stopping";
 
-/// Runs the GraphQL side of a WebSocket, passing what it sends on to `sink`, until it ends or
-/// the server stops; on stop, sends a close frame (1001 "going away") and ends.
-async fn until_stopped(
-    graphql: impl Future<Output = ()>,
-    mut outgoing: mpsc::Receiver<Message>,
-    mut sink: impl Sink<Message> + Unpin,
-    draining: &Draining,
-) {
-    let stopping = draining.stopping();
-    tokio::pin!(graphql, stopping);
-    let mut graphql_ended = false;
-    loop {
-        tokio::select! {
-            biased;
-            () = &mut stopping => {
-                let close = Message::Close(Some(CloseFrame {
-                    code: close_code::AWAY,
-                    reason: GOING_AWAY.into(),
-                }));
-                if sink.send(close).await.is_ok() {
-                    let _ = sink.close().await;
+/// Said when a connection was not accepted in time, as `graphql-transport-ws` words it.
+pub const INIT_TIMEOUT_REASON: &str = "Connection initialisation timeout";
+
+/// The socket side of a GraphQL WebSocket: passes on what the GraphQL side sends and decides
+/// how the connection closes.
+struct Socket {
+    outgoing: mpsc::Receiver<Message>,
+    init: watch::Receiver<Init>,
+    init_timeout: Duration,
+    /// `graphql-ws` (subscriptions-transport-ws), whose server never closes by itself.
+    legacy: bool,
+}
+
+impl Socket {
+    /// Runs until the GraphQL side ends, the connection is not accepted within the init
+    /// timeout, or the server stops; every ending sends a close frame: 4403 when
+    /// `connection_init` was refused, 4408 on the init timeout, 1001 when the server stops,
+    /// else what the GraphQL side chose (1000 when it chose none).
+    async fn run(
+        mut self,
+        graphql: impl Future<Output = ()>,
+        mut sink: impl Sink<Message> + Unpin,
+        draining: &Draining,
+    ) {
+        let stopping = draining.stopping();
+        let deadline = tokio::time::sleep(self.init_timeout);
+        tokio::pin!(graphql, stopping, deadline);
+        let mut graphql_ended = false;
+        let mut initialising = true;
+        loop {
+            tokio::select! {
+                biased;
+                () = &mut stopping => {
+                    return close(&mut sink, close_code::AWAY, GOING_AWAY).await;
                 }
-                return;
-            }
-            message = outgoing.recv() => match message {
-                Some(message) => {
-                    if sink.send(message).await.is_err() {
-                        return;
+                () = &mut deadline, if initialising => {
+                    initialising = false;
+                    if *self.init.borrow() == Init::Accepted {
+                        continue;
+                    }
+                    tracing::info!("closing a GraphQL WebSocket not initialised in time");
+                    if self.legacy {
+                        let error = json!({
+                            "type": "connection_error",
+                            "payload": {"message": INIT_TIMEOUT_REASON},
+                        });
+                        let _ = sink.send(Message::Text(error.to_string().into())).await;
+                    }
+                    return close(&mut sink, close_codes::INIT_TIMEOUT, INIT_TIMEOUT_REASON).await;
+                }
+                message = self.outgoing.recv() => {
+                    let refused = *self.init.borrow() == Init::Refused;
+                    match message {
+                        Some(Message::Close(frame)) => {
+                            let (code, reason) = match frame {
+                                Some(frame) if refused => (close_codes::FORBIDDEN, frame.reason),
+                                Some(frame) => (frame.code, frame.reason),
+                                None => (close_code::NORMAL, "".into()),
+                            };
+                            return close(&mut sink, code, reason.as_str()).await;
+                        }
+                        Some(message) => {
+                            let reason = refused.then(|| refusal_reason(&message));
+                            if sink.send(message).await.is_err() {
+                                return;
+                            }
+                            // The older protocol's server only says `connection_error`.
+                            if let Some(reason) = reason {
+                                return close(&mut sink, close_codes::FORBIDDEN, &reason).await;
+                            }
+                        }
+                        // The GraphQL side ended and everything it sent is passed on.
+                        None => return close(&mut sink, close_code::NORMAL, "").await,
                     }
                 }
-                // The GraphQL side ended and everything it sent is passed on.
-                None => return,
-            },
-            () = &mut graphql, if !graphql_ended => graphql_ended = true,
+                () = &mut graphql, if !graphql_ended => graphql_ended = true,
+            }
         }
     }
 }
 
-/// How long a new WebSocket connection may stay silent before its `connection_init`.
-pub const INIT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// `stream`, ended early unless its first item arrives within `limit`: a connection that never
-/// sends `connection_init` is closed instead of being held open.
-pub fn first_within<S>(mut stream: S, limit: Duration) -> impl Stream<Item = S::Item>
-where
-    S: Stream + Unpin,
-{
-    let first = async move {
-        match tokio::time::timeout(limit, stream.next()).await {
-            Ok(Some(item)) => Some((item, stream)),
-            Ok(None) => None,
-            Err(_) => {
-                tracing::info!("closing a GraphQL WebSocket that sent nothing in time");
-                None
-            }
-        }
+/// The message of a `connection_error`, for the close frame that follows it.
+fn refusal_reason(message: &Message) -> String {
+    let Message::Text(text) = message else {
+        return String::new();
     };
-    futures_util::stream::once(first).flat_map(|first| match first {
-        Some((item, rest)) => futures_util::stream::once(std::future::ready(item))
-            .chain(rest)
-            .left_stream(),
-        None => futures_util::stream::empty().right_stream(),
-    })
+    serde_json::from_str::<serde_json::Value>(text.as_str())
+        .ok()
+        .and_then(|v| v["payload"]["message"].as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// Sends a close frame (its reason cut to the 123 bytes a frame holds) and closes.
+async fn close(sink: &mut (impl Sink<Message> + Unpin), code: u16, reason: &str) {
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    let frame = CloseFrame {
+        code,
+        reason: reason[..end].into(),
+    };
+    if sink.send(Message::Close(Some(frame))).await.is_ok() {
+        let _ = sink.close().await;
+    }
 }
 
 /// Accepts the connection only with valid credentials, which then travel with every
 /// operation of the connection (and are checked again by each).
-async fn connection_init(
-    service: Arc<Service>,
+fn connection_init(
+    service: &Service,
     from_header: Credentials,
     payload: serde_json::Value,
 ) -> async_graphql::Result<Data> {
     let credentials = Credentials::from_init_payload(&payload).unwrap_or(from_header);
-    if let Err(e) = credentials.principal(&service) {
+    if let Err(e) = credentials.principal(service) {
         return Err(async_graphql::Error::new(format!(
             "{}: {}",
             e.code().name,
@@ -413,31 +466,6 @@ async fn connection_init(
     }
     let mut data = Data::default();
     data.insert(credentials);
+    data.insert(SocketSubscriptions::default());
     Ok(data)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test(start_paused = true)]
-    async fn a_silent_connection_ends_after_the_init_timeout() {
-        let silent = futures_util::stream::pending::<u8>();
-        let ended: Vec<u8> = first_within(silent, INIT_TIMEOUT).collect().await;
-        assert!(ended.is_empty());
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_connection_that_speaks_in_time_is_passed_through() {
-        let items = futures_util::stream::iter([1u8, 2, 3]);
-        let all: Vec<u8> = first_within(items, INIT_TIMEOUT).collect().await;
-        assert_eq!(all, [1, 2, 3]);
-        // Only the first item is timed: later silence is fine.
-        let late = futures_util::stream::iter([1u8]).chain(futures_util::stream::once(async {
-            tokio::time::sleep(INIT_TIMEOUT * 3).await;
-            2u8
-        }));
-        let all: Vec<u8> = first_within(Box::pin(late), INIT_TIMEOUT).collect().await;
-        assert_eq!(all, [1, 2]);
-    }
 }

@@ -3,25 +3,31 @@
 //!
 //! Only System Admins may subscribe (the stream carries every platform, the properties and
 //! every group's assignment). The caller's credentials are checked again before each event is
-//! delivered: when the access token expires or the session ends, the stream ends with an
-//! UNAUTHENTICATED error, and the client resubscribes with a fresh token.
+//! delivered, after every durable commit (a logout, a deleted user or a new password is a
+//! commit) and when the access token expires: once they no longer hold, the stream ends at
+//! once with an UNAUTHENTICATED error, and the client resubscribes with a fresh token.
 //!
 //! A subscriber that falls more than the service's event buffer behind has lost events. Its
 //! stream then ends with an `EVENTS_LOST` error (and a logged warning) instead of silently
 //! skipping: a dashboard must refetch its state and subscribe again to be correct.
 
 use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_graphql::{Context, Subscription};
 use futures_util::{Stream, StreamExt};
 use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::sync::watch;
+use tokio::time::Instant;
 
-use super::context::{credentials, service};
+use super::context::{Credentials, credentials, service};
 use super::error::{GqlError, GqlResult};
 use super::types::{CallRecordingEvent, CallRecordingSubscriptionStarted};
+use crate::auth::TokenKind;
 use crate::error::Error;
 use crate::http::metrics::ActiveSubscription;
-use crate::service::Event;
+use crate::service::{Event, Service};
+use crate::store::Ticket;
 
 #[derive(Default)]
 pub struct SubscriptionRoot;
@@ -38,43 +44,87 @@ impl SubscriptionRoot {
         let service = service(ctx)?.clone();
         let credentials = credentials(ctx);
         let receiver = service.watch(&credentials.principal(&service)?)?;
+        let checks = Checks {
+            commits: service.durable_commits(),
+            expiry: expiry(&service, &credentials),
+        };
         let still_allowed = move || {
             credentials
                 .principal(&service)
                 .and_then(|who| service.may_watch(&who))
         };
         let active = ActiveSubscription::start();
-        Ok(events(receiver, still_allowed).inspect(move |_| {
+        Ok(events(receiver, checks, still_allowed).inspect(move |_| {
             let _ = &active;
         }))
     }
 }
 
+/// When the credentials must be checked besides before each event.
+pub struct Checks {
+    /// Changed by every durable commit.
+    pub commits: watch::Receiver<Ticket>,
+    /// When the access token expires.
+    pub expiry: Option<Instant>,
+}
+
+/// The instant the access token of `credentials` expires (a second after its `exp`, the
+/// first whole second it is refused in).
+fn expiry(service: &Service, credentials: &Credentials) -> Option<Instant> {
+    let Credentials::Token(token) = credentials else {
+        return None;
+    };
+    let exp = service.tokens().verify(token, TokenKind::Access).ok()?.exp;
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).ok()?;
+    let left = Duration::from_secs(exp.saturating_add(1)).saturating_sub(now);
+    Some(Instant::now() + left)
+}
+
 /// A first `SubscriptionStarted` message (the receiver exists, so nothing committed from now on
 /// is missed), then the events of `receiver`, each delivered only while `still_allowed`; ends
-/// after the first error (lost events, or the caller no longer allowed).
+/// after the first error (lost events, or the caller no longer allowed, checked also after
+/// each commit and at the token's expiry).
 pub fn events(
     receiver: broadcast::Receiver<Event>,
+    checks: Checks,
     still_allowed: impl Fn() -> Result<(), Error> + Send + Sync + 'static,
 ) -> impl Stream<Item = GqlResult<CallRecordingEvent>> {
-    let still_allowed = Arc::new(still_allowed);
     let started = futures_util::stream::once(futures_util::future::ready(Ok(
         CallRecordingEvent::SubscriptionStarted(CallRecordingSubscriptionStarted { live: true }),
     )));
-    let changes = futures_util::stream::unfold(Some(receiver), move |state| {
-        let still_allowed = still_allowed.clone();
-        async move {
-            let mut receiver = state?;
-            match receiver.recv().await {
-                Ok(event) => match still_allowed() {
-                    Ok(()) => Some((Ok(event.into()), Some(receiver))),
-                    Err(e) => Some((Err(GqlError::from(e)), None)),
+    let state = Some((receiver, checks, Arc::new(still_allowed)));
+    let changes = futures_util::stream::unfold(state, |state| async move {
+        let (mut receiver, mut checks, still_allowed) = state?;
+        let mut commits_open = true;
+        loop {
+            let expiry = checks.expiry;
+            tokio::select! {
+                received = receiver.recv() => return match received {
+                    Ok(event) => match still_allowed() {
+                        Ok(()) => Some((Ok(event.into()), Some((receiver, checks, still_allowed)))),
+                        Err(e) => Some((Err(GqlError::from(e)), None)),
+                    },
+                    Err(RecvError::Lagged(missed)) => {
+                        tracing::warn!(missed, "an event subscriber fell behind; ending its stream");
+                        Some((Err(GqlError::events_lost(missed)), None))
+                    }
+                    Err(RecvError::Closed) => None,
                 },
-                Err(RecvError::Lagged(missed)) => {
-                    tracing::warn!(missed, "an event subscriber fell behind; ending its stream");
-                    Some((Err(GqlError::events_lost(missed)), None))
+                changed = checks.commits.changed(), if commits_open => {
+                    commits_open = changed.is_ok();
+                    if let Err(e) = still_allowed() {
+                        return Some((Err(GqlError::from(e)), None));
+                    }
                 }
-                Err(RecvError::Closed) => None,
+                () = tokio::time::sleep_until(expiry.unwrap_or_else(Instant::now)),
+                    if expiry.is_some() =>
+                {
+                    if let Err(e) = still_allowed() {
+                        return Some((Err(GqlError::from(e)), None));
+                    }
+                    // A clock that disagrees by a second: look again a second later.
+                    checks.expiry = Some(Instant::now() + Duration::from_secs(1));
+                }
             }
         }
     });
@@ -88,6 +138,13 @@ mod tests {
     use super::*;
     use crate::model::Properties;
 
+    fn no_checks() -> Checks {
+        Checks {
+            commits: watch::channel(Ticket(0)).1,
+            expiry: None,
+        }
+    }
+
     fn modified() -> Event {
         Event::PropertiesModified {
             properties: Properties::default(),
@@ -97,7 +154,7 @@ mod tests {
     #[tokio::test]
     async fn starts_then_delivers_and_ends_when_events_were_lost() {
         let (tx, rx) = broadcast::channel(2);
-        let stream = events(rx, || Ok(()));
+        let stream = events(rx, no_checks(), || Ok(()));
         futures_util::pin_mut!(stream);
         assert!(matches!(
             stream.next().await,
@@ -124,7 +181,7 @@ mod tests {
     #[tokio::test]
     async fn ends_when_the_caller_is_no_longer_allowed() {
         let (tx, rx) = broadcast::channel(4);
-        let stream = events(rx, || {
+        let stream = events(rx, no_checks(), || {
             Err(Error::Unauthenticated("the session has ended".into()))
         });
         futures_util::pin_mut!(stream);
@@ -140,10 +197,67 @@ mod tests {
     #[tokio::test]
     async fn ends_when_the_service_goes_away() {
         let (tx, rx) = broadcast::channel(4);
-        let stream = events(rx, || Ok(()));
+        let stream = events(rx, no_checks(), || Ok(()));
         futures_util::pin_mut!(stream);
         assert!(stream.next().await.expect("started").is_ok());
         drop(tx);
         assert!(stream.next().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_commit_ends_the_stream_of_a_caller_no_longer_allowed() {
+        let (_tx, rx) = broadcast::channel::<Event>(4);
+        let (commits, watched) = watch::channel(Ticket(0));
+        let allowed = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let still = allowed.clone();
+        let checks = Checks {
+            commits: watched,
+            expiry: None,
+        };
+        let stream = events(rx, checks, move || {
+            if still.load(std::sync::atomic::Ordering::SeqCst) {
+                Ok(())
+            } else {
+                Err(Error::Unauthenticated("the session has ended".into()))
+            }
+        });
+        futures_util::pin_mut!(stream);
+        assert!(stream.next().await.expect("started").is_ok());
+        // A commit that changes nothing for this caller: the stream goes on.
+        commits.send_replace(Ticket(1));
+        let pending = tokio::time::timeout(Duration::from_millis(50), stream.next()).await;
+        assert!(pending.is_err(), "nothing to deliver yet");
+        allowed.store(false, std::sync::atomic::Ordering::SeqCst);
+        commits.send_replace(Ticket(2));
+        let Some(Err(e)) = stream.next().await else {
+            panic!("a refusal expected");
+        };
+        assert_eq!(e.message(), "the session has ended");
+        assert!(stream.next().await.is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_token_expiry_ends_the_stream() {
+        let (_tx, rx) = broadcast::channel::<Event>(4);
+        let (_commits, watched) = watch::channel(Ticket(0));
+        let expires = Instant::now() + Duration::from_secs(60);
+        let checks = Checks {
+            commits: watched,
+            expiry: Some(expires),
+        };
+        let stream = events(rx, checks, move || {
+            if Instant::now() < expires {
+                Ok(())
+            } else {
+                Err(Error::Unauthenticated("the token has expired".into()))
+            }
+        });
+        futures_util::pin_mut!(stream);
+        assert!(stream.next().await.expect("started").is_ok());
+        let Some(Err(e)) = stream.next().await else {
+            panic!("a refusal expected");
+        };
+        assert_eq!(e.message(), "the token has expired");
+        assert!(Instant::now() >= expires);
     }
 }

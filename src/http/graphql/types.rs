@@ -416,12 +416,13 @@ pub struct CallRecordingPlatformDeleted {
     pub name: String,
 }
 
-/// The system default moved from `previous` to `current`. `current` is null only after the
-/// only platform was deleted; `previous` is null when the first platform was added.
+/// The system default moved from `previousDefault` to `systemDefault`. `systemDefault` is
+/// null only after the only platform was deleted; `previousDefault` is null when the first
+/// platform was added.
 #[derive(SimpleObject)]
 pub struct CallRecordingDefaultChanged {
-    pub previous: Option<String>,
-    pub current: Option<String>,
+    pub previous_default: Option<String>,
+    pub system_default: Option<String>,
 }
 
 /// The system properties changed; `properties` are all of them as they are now.
@@ -435,13 +436,13 @@ impl CallRecordingPropertiesModified {
     }
 }
 
-/// A group's call recording platform was assigned (`platform`) or removed (`platform` null);
-/// `previous` is the platform it had before, if any.
+/// A group's call recording platform was assigned (`callRecordingPlatform`) or removed
+/// (`callRecordingPlatform` null); `previousPlatform` is the platform it had before, if any.
 #[derive(SimpleObject)]
 pub struct GroupCallRecordingPlatformAssigned {
     pub group: GroupRef,
-    pub previous: Option<String>,
-    pub platform: Option<String>,
+    pub previous_platform: Option<String>,
+    pub call_recording_platform: Option<String>,
 }
 
 /// The first message of every `callRecordingEvents` subscription: from here on, every
@@ -490,8 +491,8 @@ impl From<Event> for CallRecordingEvent {
             }
             Event::DefaultChanged { previous, current } => {
                 CallRecordingEvent::DefaultChanged(CallRecordingDefaultChanged {
-                    previous,
-                    current,
+                    previous_default: previous,
+                    system_default: current,
                 })
             }
             Event::PropertiesModified { properties } => {
@@ -503,8 +504,8 @@ impl From<Event> for CallRecordingEvent {
                 platform,
             } => CallRecordingEvent::GroupAssigned(GroupCallRecordingPlatformAssigned {
                 group: group.into(),
-                previous,
-                platform,
+                previous_platform: previous,
+                call_recording_platform: platform,
             }),
         }
     }
@@ -540,8 +541,8 @@ mod tests {
         let response = schema
             .execute(
                 "{ event { __typename
-                   ... on GroupCallRecordingPlatformAssigned { group { tenantId groupId } previous platform }
-                   ... on CallRecordingDefaultChanged { previous current }
+                   ... on GroupCallRecordingPlatformAssigned { group { tenantId groupId } previousPlatform callRecordingPlatform }
+                   ... on CallRecordingDefaultChanged { previousDefault systemDefault }
                    ... on CallRecordingPlatformDeleted { name } } }",
             )
             .await;
@@ -563,14 +564,18 @@ mod tests {
         assert_eq!(
             render(event).await,
             json!({"__typename": "GroupCallRecordingPlatformAssigned",
-                   "group": {"tenantId": "t1", "groupId": "g1"}, "previous": null, "platform": "A"})
+                   "group": {"tenantId": "t1", "groupId": "g1"}, "previousPlatform": null,
+                   "callRecordingPlatform": "A"})
         );
         let removed = Event::GroupAssigned {
             group,
             previous: Some("A".into()),
             platform: None,
         };
-        assert_eq!(render(removed).await["platform"], serde_json::Value::Null);
+        assert_eq!(
+            render(removed).await["callRecordingPlatform"],
+            serde_json::Value::Null
+        );
     }
 
     #[tokio::test]
@@ -581,7 +586,8 @@ mod tests {
         };
         assert_eq!(
             render(event).await,
-            json!({"__typename": "CallRecordingDefaultChanged", "previous": "A", "current": null})
+            json!({"__typename": "CallRecordingDefaultChanged", "previousDefault": "A",
+                   "systemDefault": null})
         );
     }
 }

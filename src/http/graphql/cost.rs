@@ -1,0 +1,335 @@
+//! The complexity of a request, counted the way its answer grows: each field counts 1, and a
+//! list field counts its items times what each item selects. The lengths of the lists are
+//! known from the store ([`Sizes`]): `platforms` is the number of platforms, `tenants` the
+//! number of tenants, `groups` and `usage` the groups of one tenant or one platform. So an
+//! honest dashboard listing every platform costs about its answer's size, and the same list
+//! asked for hundreds of times (aliases, a batch) is refused before anything runs.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use async_graphql::Name;
+use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
+
+use crate::error::Result;
+use crate::store::{Read, Store, Ticket};
+
+/// The lengths of the schema's lists, at one commit.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Sizes {
+    pub platforms: u64,
+    pub tenants: u64,
+    pub groups: u64,
+    /// Groups of the tenant with the most.
+    pub largest_tenant: u64,
+    /// Groups that have a platform assigned.
+    pub assigned: u64,
+    /// Groups of the platform used by the most.
+    pub largest_usage: u64,
+}
+
+impl Sizes {
+    /// The sizes at `read`; the tenants' and groups' only `with_groups` (they take a pass
+    /// over every group).
+    pub fn of(read: &dyn Read, with_groups: bool) -> Result<Sizes> {
+        let mut sizes = Sizes {
+            platforms: read.platforms()?.len() as u64,
+            ..Sizes::default()
+        };
+        if !with_groups {
+            return Ok(sizes);
+        }
+        let mut usage: HashMap<String, u64> = HashMap::new();
+        for tenant in read.tenants()? {
+            sizes.tenants += 1;
+            let groups = read.groups(&tenant.tenant_id)?;
+            sizes.groups += groups.len() as u64;
+            sizes.largest_tenant = sizes.largest_tenant.max(groups.len() as u64);
+            for platform in groups.into_iter().filter_map(|g| g.platform) {
+                sizes.assigned += 1;
+                *usage.entry(platform).or_default() += 1;
+            }
+        }
+        sizes.largest_usage = usage.into_values().max().unwrap_or(0);
+        Ok(sizes)
+    }
+
+    /// The length of list field `name`. Reached through another list, a nested list is
+    /// counted at its average length (the whole answer holds the total); alone, at its
+    /// largest. `None` for a field that is not a list of the schema.
+    pub fn length(&self, name: &str, in_list: bool) -> Option<u64> {
+        let per = |total: u64, parents: u64, largest: u64| {
+            if in_list {
+                total.div_ceil(parents.max(1))
+            } else {
+                largest
+            }
+        };
+        match name {
+            "platforms" => Some(self.platforms),
+            "tenants" => Some(self.tenants),
+            "groups" => Some(per(self.groups, self.tenants, self.largest_tenant)),
+            "usage" => Some(per(self.assigned, self.platforms, self.largest_usage)),
+            _ => None,
+        }
+    }
+}
+
+/// The list fields [`Sizes::length`] knows, so that a test can check the schema has no other.
+pub const LIST_FIELDS: [&str; 4] = ["platforms", "tenants", "groups", "usage"];
+
+/// [`Sizes`] computed once per commit (the groups' only when asked for).
+#[derive(Default)]
+pub struct SizesAt(Mutex<Option<(Ticket, bool, Arc<Sizes>)>>);
+
+impl SizesAt {
+    pub fn get(&self, store: &dyn Store, with_groups: bool) -> Result<Arc<Sizes>> {
+        let ticket = store.last_ticket();
+        if let Some((at, has_groups, sizes)) = &*self.0.lock().unwrap_or_else(|p| p.into_inner())
+            && *at == ticket
+            && (*has_groups || !with_groups)
+        {
+            return Ok(sizes.clone());
+        }
+        let sizes = Arc::new(Sizes::of(&*store.read(), with_groups)?);
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((ticket, with_groups, sizes.clone()));
+        Ok(sizes)
+    }
+}
+
+/// The cost of every operation of `document` (fragments expanded, each computed once). The
+/// sizes are asked for only when the document selects a list, `true` when one that depends
+/// on the groups. A fragment cycle, refused earlier by the shape limits, counts nothing here.
+pub fn cost(
+    document: &ExecutableDocument,
+    sizes: impl FnOnce(bool) -> Result<Arc<Sizes>>,
+) -> Result<u64> {
+    let lists = lists_selected(document);
+    let sizes = if lists.is_empty() {
+        Arc::default()
+    } else {
+        sizes(lists.iter().any(|l| *l != "platforms"))?
+    };
+    let mut counter = Counter {
+        document,
+        sizes: &sizes,
+        memo: HashMap::new(),
+        visiting: HashSet::new(),
+    };
+    Ok(document
+        .operations
+        .iter()
+        .map(|(_, operation)| counter.count(&operation.node.selection_set.node, false))
+        .fold(0, u64::saturating_add))
+}
+
+/// The list fields a document selects anywhere.
+fn lists_selected(document: &ExecutableDocument) -> HashSet<&'static str> {
+    fn walk(set: &SelectionSet, found: &mut HashSet<&'static str>) {
+        for selection in &set.items {
+            match &selection.node {
+                Selection::Field(field) => {
+                    let name = field.node.name.node.as_str();
+                    if let Some(list) = LIST_FIELDS.iter().find(|l| **l == name) {
+                        found.insert(list);
+                    }
+                    walk(&field.node.selection_set.node, found);
+                }
+                Selection::InlineFragment(fragment) => {
+                    walk(&fragment.node.selection_set.node, found)
+                }
+                Selection::FragmentSpread(_) => {}
+            }
+        }
+    }
+    let mut found = HashSet::new();
+    for (_, operation) in document.operations.iter() {
+        walk(&operation.node.selection_set.node, &mut found);
+    }
+    for fragment in document.fragments.values() {
+        walk(&fragment.node.selection_set.node, &mut found);
+    }
+    found
+}
+
+struct Counter<'a> {
+    document: &'a ExecutableDocument,
+    sizes: &'a Sizes,
+    memo: HashMap<(&'a Name, bool), u64>,
+    visiting: HashSet<(&'a Name, bool)>,
+}
+
+impl<'a> Counter<'a> {
+    fn count(&mut self, set: &'a SelectionSet, in_list: bool) -> u64 {
+        let mut total: u64 = 0;
+        for selection in &set.items {
+            let n = match &selection.node {
+                Selection::Field(field) => {
+                    let field = &field.node;
+                    match self.sizes.length(field.name.node.as_str(), in_list) {
+                        Some(items) => {
+                            let each = self.count(&field.selection_set.node, true).max(1);
+                            items.saturating_mul(each).saturating_add(1)
+                        }
+                        None => self
+                            .count(&field.selection_set.node, in_list)
+                            .saturating_add(1),
+                    }
+                }
+                Selection::InlineFragment(fragment) => {
+                    self.count(&fragment.node.selection_set.node, in_list)
+                }
+                Selection::FragmentSpread(spread) => {
+                    self.fragment(&spread.node.fragment_name.node, in_list)
+                }
+            };
+            total = total.saturating_add(n);
+        }
+        total
+    }
+
+    fn fragment(&mut self, name: &'a Name, in_list: bool) -> u64 {
+        let key = (name, in_list);
+        if let Some(n) = self.memo.get(&key) {
+            return *n;
+        }
+        let Some(fragment) = self.document.fragments.get(name) else {
+            return 0;
+        };
+        if !self.visiting.insert(key) {
+            return 0;
+        }
+        let n = self.count(&fragment.node.selection_set.node, in_list);
+        self.visiting.remove(&key);
+        self.memo.insert(key, n);
+        n
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use async_graphql::parser::parse_query;
+
+    use super::*;
+
+    fn sizes() -> Sizes {
+        Sizes {
+            platforms: 100,
+            tenants: 10,
+            groups: 50,
+            largest_tenant: 20,
+            assigned: 200,
+            largest_usage: 30,
+        }
+    }
+
+    fn of(query: &str) -> u64 {
+        cost(&parse_query(query).expect("parses"), |_| {
+            Ok(Arc::new(sizes()))
+        })
+        .expect("counted")
+    }
+
+    /// What `cost` asked the sizes for: nothing, or with or without the groups.
+    fn asked(query: &str) -> Option<bool> {
+        let mut asked = None;
+        cost(&parse_query(query).expect("parses"), |with_groups| {
+            asked = Some(with_groups);
+            Ok(Arc::new(sizes()))
+        })
+        .expect("counted");
+        asked
+    }
+
+    #[test]
+    fn the_groups_are_counted_only_when_a_list_needs_them() {
+        assert_eq!(asked("{ me { username } }"), None);
+        assert_eq!(
+            asked("{ callRecordingPlatforms { platforms { name } } }"),
+            Some(false)
+        );
+        assert_eq!(
+            asked("{ callRecordingPlatforms { platforms { usage { groupId } } } }"),
+            Some(true)
+        );
+        assert_eq!(
+            asked("{ ...F } fragment F on Query { tenants { tenantId } }"),
+            Some(true)
+        );
+    }
+
+    #[test]
+    fn fields_count_one_and_lists_their_items() {
+        assert_eq!(of("{ me { username level } }"), 3);
+        // 1 + 1 + (1 + 100 * 2)
+        assert_eq!(
+            of("{ callRecordingPlatforms { systemDefault platforms { name port } } }"),
+            203
+        );
+        // A list of leaves counts its items.
+        assert_eq!(of("{ tenants { tenantId } }"), 11);
+    }
+
+    #[test]
+    fn nested_lists_count_the_average_alone_the_largest() {
+        // 1 + 10 * (1 + 1 + 5 * 1): 50 groups over 10 tenants.
+        assert_eq!(of("{ tenants { tenantId groups { groupId } } }"), 71);
+        // One tenant: its groups at most the largest tenant's 20.
+        assert_eq!(of("{ groups(tenantId: \"t\") { groupId } }"), 21);
+        // usage: 200 assignments over 100 platforms, or 30 for one platform.
+        assert_eq!(
+            of("{ callRecordingPlatforms { platforms { usage { groupId } } } }"),
+            1 + 1 + 100 * (1 + 2)
+        );
+        assert_eq!(
+            of("{ callRecordingPlatform(name: \"p\") { usage { groupId } } }"),
+            1 + 1 + 30
+        );
+    }
+
+    #[test]
+    fn aliases_fragments_and_operations_all_count() {
+        let one = of("{ callRecordingPlatforms { platforms { name } } }");
+        let aliased = of("{ a: callRecordingPlatforms { platforms { name } } \
+             b: callRecordingPlatforms { platforms { name } } }");
+        assert_eq!(aliased, 2 * one);
+        let spread = of(
+            "{ ...F ...F } fragment F on Query { callRecordingPlatforms { \
+             platforms { name } } }",
+        );
+        assert_eq!(spread, 2 * one);
+        let two = of("query A { callRecordingPlatforms { platforms { name } } } \
+             query B { callRecordingPlatforms { platforms { name } } }");
+        assert_eq!(two, 2 * one);
+    }
+
+    #[test]
+    fn every_list_of_the_schema_has_a_length() {
+        let sdl = super::super::sdl();
+        let document = async_graphql::parser::parse_schema(&sdl).expect("the SDL parses");
+        let mut lists = Vec::new();
+        for definition in &document.definitions {
+            let async_graphql::parser::types::TypeSystemDefinition::Type(ty) = definition else {
+                continue;
+            };
+            let async_graphql::parser::types::TypeKind::Object(object) = &ty.node.kind else {
+                continue;
+            };
+            for field in &object.fields {
+                let field = &field.node;
+                if matches!(
+                    field.ty.node.base,
+                    async_graphql::parser::types::BaseType::List(_)
+                ) {
+                    lists.push(field.name.node.to_string());
+                }
+            }
+        }
+        assert!(!lists.is_empty());
+        for list in lists {
+            assert!(LIST_FIELDS.contains(&list.as_str()), "{list} has no length");
+            assert!(sizes().length(&list, false).is_some());
+        }
+    }
+}
