@@ -15,6 +15,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// Parsed once at start, so the size of `serve`'s arguments beside the others costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the server.
