@@ -1,6 +1,7 @@
 //! The command line. Every flag of `serve` can also be given as an environment variable.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -99,9 +100,40 @@ pub struct ServeArgs {
     /// Log line format (the level is set by RUST_LOG, default info).
     #[arg(long, env = "CALLREC_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Probe each platform's address with SIP OPTIONS and show whether it answers
+    /// (`reachability`); off, the gateway sends nothing to the platforms.
+    #[arg(long, env = "CALLREC_PROBE_PLATFORMS")]
+    pub probe_platforms: bool,
+    /// Seconds from the end of one probe of a platform to the start of the next; fractions
+    /// allowed (e.g. 0.5).
+    #[arg(long, env = "CALLREC_PROBE_INTERVAL", default_value = "30", value_parser = parse_probe_interval)]
+    pub probe_interval: Duration,
+    /// Consecutive failed probes after which a platform is DOWN.
+    #[arg(long, env = "CALLREC_PROBE_FAILURES", default_value_t = 3,
+        value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub probe_failures: u32,
+    /// Probes in flight at once, over all platforms.
+    #[arg(long, env = "CALLREC_PROBE_CONCURRENCY", default_value_t = 64,
+        value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub probe_concurrency: u32,
     /// Benchmarks only: acknowledge writes before they reach the disk.
     #[arg(long, hide = true)]
     pub unsafe_skip_flush: bool,
+}
+
+/// Shortest and longest probe interval, in seconds.
+pub const PROBE_INTERVAL: (f64, f64) = (0.01, 86_400.0);
+
+fn parse_probe_interval(value: &str) -> Result<Duration, String> {
+    let seconds: f64 = value
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{value}' is not a number of seconds"))?;
+    let (min, max) = PROBE_INTERVAL;
+    if !(min..=max).contains(&seconds) {
+        return Err(format!("the probe interval must be {min}-{max} seconds"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
 }
 
 #[derive(Debug, Args)]

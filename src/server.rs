@@ -12,6 +12,7 @@ use tokio::net::TcpListener;
 use crate::config::{LogFormat, ServeArgs};
 use crate::http::serve::{Draining, ServeOptions, serve};
 use crate::http::{self, HttpOptions};
+use crate::probe::{ProbeOptions, Prober};
 use crate::service::{Service, SessionSettings};
 use crate::store::{SledStore, StoreOptions};
 
@@ -22,6 +23,8 @@ pub struct Server {
     service: Arc<Service>,
     options: HttpOptions,
     serve_options: ServeOptions,
+    /// How to probe the platforms, when asked to.
+    probe: Option<ProbeOptions>,
     /// The password of the `admin` user created in an empty store, when none was given.
     pub generated_admin_password: Option<String>,
 }
@@ -89,6 +92,11 @@ impl Server {
                 shutdown_grace: Duration::from_secs(args.shutdown_grace),
                 draining,
             },
+            probe: args.probe_platforms.then_some(ProbeOptions {
+                interval: args.probe_interval,
+                failures: args.probe_failures,
+                concurrency: args.probe_concurrency as usize,
+            }),
             generated_admin_password,
         })
     }
@@ -114,6 +122,9 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let router = http::app(self.service.clone(), &self.options);
+        let prober = self
+            .probe
+            .map(|options| Prober::start(self.service.clone(), options));
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let metrics = self.metrics_listener.map(|listener| {
             let app = http::metrics_app(self.service.clone(), &self.options);
@@ -137,6 +148,9 @@ impl Server {
         .await;
         if let Some(metrics) = metrics {
             let _ = metrics.await;
+        }
+        if let Some(prober) = prober {
+            prober.stop().await;
         }
         self.service.flush().await?;
         Ok(())

@@ -4,6 +4,7 @@
 pub mod org;
 pub mod platform;
 pub mod properties;
+pub mod reachability;
 pub mod text;
 pub mod user;
 
@@ -12,4 +13,5 @@ pub use platform::{
     MediaStream, NewPlatform, Platform, PlatformChange, SchemaVersion, TransportProtocol,
 };
 pub use properties::{Properties, PropertiesChange};
+pub use reachability::{ProbeOutcome, Reachability, ReachabilityState};
 pub use user::{Level, NewUser, Principal, User};
