@@ -26,6 +26,16 @@ impl ReachabilityState {
     }
 }
 
+/// A time as both APIs show it: RFC 3339, UTC, to the millisecond.
+pub fn rfc3339(at: SystemTime) -> String {
+    humantime::format_rfc3339_millis(at).to_string()
+}
+
+/// A latency in milliseconds, to the microsecond.
+pub fn millis(latency: Duration) -> f64 {
+    (latency.as_secs_f64() * 1_000_000.0).round() / 1000.0
+}
+
 /// How one probe ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProbeOutcome {

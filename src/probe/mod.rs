@@ -24,7 +24,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 pub use self::exchange::{DEFAULT_PORT, probe};
-use crate::model::{Principal, ProbeOutcome};
+use crate::model::{Platform, Principal, ProbeOutcome};
 use crate::service::Service;
 
 /// Used while the properties cannot be read.
@@ -100,6 +100,7 @@ async fn run(
     let mut names_by_task: HashMap<Id, String> = HashMap::new();
     let mut slots: HashMap<String, Slot> = HashMap::new();
     let mut seq: u32 = 0;
+    let in_flight = Arc::new(AtomicUsize::new(0));
     loop {
         let now = Instant::now();
         let list = match service.platforms(&console) {
@@ -116,38 +117,52 @@ async fn run(
             let names: HashSet<&str> = list.platforms.iter().map(|p| p.name.as_str()).collect();
             table.follow(&names, SystemTime::now());
             slots.retain(|name, _| names.contains(name.as_str()));
+            // The longest overdue first, so that no platform waits behind others forever
+            // when permits are short.
+            let mut due: Vec<(Instant, &Platform)> = Vec::new();
             for platform in &list.platforms {
                 let slot = slots.entry(platform.name.clone()).or_insert(Slot {
                     in_flight: false,
                     due: now,
                 });
-                if slot.in_flight || slot.due > now {
-                    continue;
+                if !slot.in_flight && slot.due <= now {
+                    due.push((slot.due, platform));
                 }
+            }
+            due.sort_by_key(|(at, _)| *at);
+            for (_, platform) in due {
                 let Ok(permit) = permits.clone().try_acquire_owned() else {
                     // The others wait for a free permit (a probe ending wakes this loop).
                     break;
                 };
-                slot.in_flight = true;
+                if let Some(slot) = slots.get_mut(&platform.name) {
+                    slot.in_flight = true;
+                }
                 seq = seq.wrapping_add(1);
                 let name = platform.name.clone();
                 let platform = platform.clone();
+                let in_flight = in_flight.clone();
+                let peak = peak.clone();
                 let handle = running.spawn(async move {
                     let _permit = permit;
+                    let now_in_flight = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                    peak.fetch_max(now_in_flight, Ordering::SeqCst);
                     let started = std::time::Instant::now();
                     let outcome = probe(&platform, seq, wait).await;
+                    in_flight.fetch_sub(1, Ordering::SeqCst);
                     (outcome, started.elapsed())
                 });
                 names_by_task.insert(handle.id(), name);
-                peak.fetch_max(running.len(), Ordering::SeqCst);
             }
         }
-        let next_due = slots
-            .values()
-            .filter(|s| !s.in_flight)
-            .map(|s| s.due)
-            .min()
-            .unwrap_or(now + options.interval);
+        // Without a free permit, due platforms wait for a probe to end, not for a timer
+        // (which, already past, would spin this loop).
+        let next_due = if permits.available_permits() == 0 {
+            None
+        } else {
+            slots.values().filter(|s| !s.in_flight).map(|s| s.due).min()
+        }
+        .unwrap_or(now + options.interval);
         tokio::select! {
             () = stop.cancelled() => break,
             Some(done) = running.join_next_with_id(), if !running.is_empty() => {

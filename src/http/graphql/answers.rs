@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_graphql::Request;
 use async_graphql::parser::types::OperationType;
@@ -47,6 +48,21 @@ pub fn read_only(request: &mut Request) -> bool {
             .iter()
             .all(|(_, op)| op.node.ty == OperationType::Query)
     })
+}
+
+/// Set by a resolver whose answer can change without a commit (reachability): such an
+/// answer is not kept.
+#[derive(Default)]
+pub struct Volatile(AtomicBool);
+
+impl Volatile {
+    pub fn mark(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    pub fn marked(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
 }
 
 #[derive(Default)]

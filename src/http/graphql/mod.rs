@@ -31,6 +31,7 @@ pub mod limits;
 pub mod metered;
 mod mutation;
 mod query;
+mod reachability;
 mod subscription;
 mod types;
 
@@ -247,7 +248,8 @@ async fn answer(
         metrics::graphql_operation(metered::operation_label(&request), ok);
         return bytes_answer(bytes);
     }
-    let mut request = request.data(credentials);
+    let volatile = Arc::new(answers::Volatile::default());
+    let mut request = request.data(credentials).data(volatile.clone());
     if let Err(e) = state.limits.admit(&mut request) {
         return json_answer(&async_graphql::Response::from_errors(vec![e])).0;
     }
@@ -255,7 +257,7 @@ async fn answer(
     let mut response = state.schema.execute(request).await;
     limits::tag_errors(&mut response);
     let (http, bytes) = json_answer(&response);
-    if let (Some(question), Some(bytes)) = (question, bytes) {
+    if let (Some(question), Some(bytes), false) = (question, bytes, volatile.marked()) {
         state
             .answers
             .put(commit, question, (bytes, response.is_ok()));
