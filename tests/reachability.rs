@@ -660,3 +660,88 @@ async fn probes_in_flight_never_exceed_the_concurrency() {
     );
     app.stop().await;
 }
+
+/// The next `next` message of a graphql-transport-ws subscription, within [`WAIT`].
+async fn next_event(
+    ws: &mut tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+) -> Value {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        let message = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("a message in time")
+            .expect("the socket is open")
+            .expect("a valid message");
+        if let Message::Text(text) = message {
+            let value: Value = serde_json::from_str(&text).expect("JSON");
+            if value["type"] == "next" {
+                assert!(value["payload"].get("errors").is_none(), "{value}");
+                return value["payload"]["data"]["callRecordingEvents"].clone();
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn subscribers_get_each_change_of_state_live() {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::http::HeaderValue;
+
+    let app = probing_app(100).await;
+    let mut request = format!("ws://{}/graphql/ws", app.addr)
+        .into_client_request()
+        .expect("request");
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        HeaderValue::from_static("graphql-transport-ws"),
+    );
+    let (mut ws, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(request))
+        .await
+        .expect("connected in time")
+        .expect("connected");
+    let send = |v: Value| Message::Text(v.to_string().into());
+    ws.send(send(json!({"type": "connection_init",
+        "payload": {"Authorization": format!("Bearer {}", app.token)}})))
+        .await
+        .expect("sent");
+    ws.send(send(
+        json!({"id": "1", "type": "subscribe", "payload": {"query":
+        "subscription { callRecordingEvents { __typename
+           ... on CallRecordingPlatformReachabilityChanged { name state previous at } } }"}}),
+    ))
+    .await
+    .expect("sent");
+    assert_eq!(
+        next_event(&mut ws).await["__typename"],
+        "CallRecordingSubscriptionStarted"
+    );
+
+    let silent = Responder::udp(None, Duration::ZERO).await;
+    add_platform(&app, "watched", silent.port, "UDP").await;
+    // The commits (platform added, default set) come first, then the probes' change.
+    let mut commits = Vec::new();
+    let went_down = loop {
+        let event = next_event(&mut ws).await;
+        if event["__typename"] == "CallRecordingPlatformReachabilityChanged" {
+            break event;
+        }
+        commits.push(event["__typename"].clone());
+    };
+    assert_eq!(
+        commits,
+        ["CallRecordingPlatformAdded", "CallRecordingDefaultChanged"]
+    );
+    assert_eq!(went_down["name"], "watched");
+    assert_eq!(went_down["state"], "DOWN");
+    assert_eq!(went_down["previous"], "UNKNOWN");
+    assert!(
+        went_down["at"].as_str().expect("at").ends_with('Z'),
+        "{went_down}"
+    );
+    app.stop().await;
+}
