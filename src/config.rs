@@ -166,3 +166,39 @@ pub enum UserCommand {
     /// Set a user's password, read from the first line of standard input; ends its sessions.
     Passwd { username: String },
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn serve(extra: &[&str]) -> Result<ServeArgs, clap::Error> {
+        let argv = ["callrec-gateway", "serve"].iter().chain(extra);
+        match Cli::try_parse_from(argv)?.command {
+            Command::Serve(args) => Ok(args),
+            _ => unreachable!("serve was asked for"),
+        }
+    }
+
+    #[test]
+    fn probing_is_off_by_default_and_its_flags_are_bounded() {
+        let args = serve(&[]).expect("defaults");
+        assert!(!args.probe_platforms);
+        assert_eq!(args.probe_interval, Duration::from_secs(30));
+        assert_eq!((args.probe_failures, args.probe_concurrency), (3, 64));
+        let args = serve(&["--probe-platforms", "--probe-interval", "0.25"]).expect("valid");
+        assert!(args.probe_platforms);
+        assert_eq!(args.probe_interval, Duration::from_millis(250));
+        for bad in [
+            &["--probe-interval", "0"][..],
+            &["--probe-interval", "-1"],
+            &["--probe-interval", "NaN"],
+            &["--probe-interval", "soon"],
+            &["--probe-interval", "86401"],
+            &["--probe-failures", "0"],
+            &["--probe-concurrency", "0"],
+            &["--probe-concurrency", "1025"],
+        ] {
+            assert!(serve(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+}
