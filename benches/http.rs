@@ -6,7 +6,8 @@
 //! 3. the same list through GraphQL;
 //! 4. durable writes (REST PUT) with 1 and 64 clients, and 64 clients with flushing off;
 //! 5. usage of a platform used by 10 groups in stores of 1,000 and 100,000 groups;
-//! 6. start-up time to "listening" with 100,000 groups, and the server's peak RSS.
+//! 6. start-up time to "listening" with 100,000 groups, and the server's peak RSS;
+//! 7. REST list p50 with 200 platforms whose peers never answer, probing on versus off.
 //!
 //! `cargo bench --bench http` runs it in full and writes BENCHMARKS.md; without `--bench`
 //! (`cargo test --bench http`) it runs a short smoke version that only checks it all works.
@@ -37,6 +38,8 @@ const SERVER: &str = env!("CARGO_BIN_EXE_callrec-gateway");
 const PASSWORD: &str = "benchmark-password";
 const LIST: &str = "/api/v1/system/services/call_recording/platforms/";
 const PLATFORMS: usize = 100;
+/// Platforms whose peers never answer, for the probing measurement.
+const SILENT_PLATFORMS: usize = 200;
 const GRAPHQL_LIST: &str = "{ callRecordingPlatforms { systemDefault platforms { name netAddress port \
     mediaStream transportProtocol description schemaVersion supportVideoRecording } } }";
 
@@ -350,6 +353,47 @@ fn platforms_store(folder: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A data folder with one UDP platform on 127.0.0.1 per port, `S000` the default.
+fn silent_platforms_store(folder: &Path, ports: &[u16]) -> anyhow::Result<()> {
+    let mut options = StoreOptions::new(folder);
+    options.flush = false;
+    let store = SledStore::open(options)?;
+    let mut changes: Vec<Change> = ports
+        .iter()
+        .enumerate()
+        .map(|(i, port)| {
+            let mut p = platform(&format!("S{i:03}"));
+            p.net_address = "127.0.0.1".into();
+            p.port = Some(*port);
+            Change::PutPlatform(p)
+        })
+        .collect();
+    changes.push(Change::SetDefault(Some("S000".into())));
+    store.write().commit(changes)?;
+    Ok(())
+}
+
+/// Waits until the prober of `server` has seen `platform` time out, so that the measurement
+/// runs with probes in flight.
+async fn wait_for_timeouts(server: &Server, token: &str, platform: &str) -> anyhow::Result<()> {
+    let url = format!("http://{}{LIST}{platform}/reachability/", server.addr);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let seen: serde_json::Value = reqwest::Client::new()
+            .get(&url)
+            .bearer_auth(token)
+            .send()
+            .await?
+            .json()
+            .await?;
+        if seen["lastError"] == "timeout" {
+            return Ok(());
+        }
+        ensure!(Instant::now() < deadline, "never probed: {seen}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 fn groups_store(folder: &Path, groups: usize) -> anyhow::Result<()> {
     let mut options = StoreOptions::new(folder);
     options.flush = false;
@@ -391,6 +435,17 @@ async fn run(s: Settings) -> anyhow::Result<()> {
     platforms_store(&folder("platforms"))?;
     platforms_store(&folder("unflushed"))?;
     groups_store(&folder("small"), s.small_store)?;
+    // Peers that never answer: bound, never read.
+    let mut silent_peers = Vec::new();
+    for _ in 0..SILENT_PLATFORMS {
+        silent_peers.push(std::net::UdpSocket::bind("127.0.0.1:0")?);
+    }
+    let silent_ports: Vec<u16> = silent_peers
+        .iter()
+        .map(|p| p.local_addr().map(|a| a.port()))
+        .collect::<Result<_, _>>()?;
+    silent_platforms_store(&folder("probed"), &silent_ports)?;
+    silent_platforms_store(&folder("unprobed"), &silent_ports)?;
     let loading = Instant::now();
     groups_store(&folder("large"), s.large_store)?;
     eprintln!(
@@ -442,6 +497,17 @@ async fn run(s: Settings) -> anyhow::Result<()> {
     let token_s = small.token().await?;
     let large = Server::gateway(&folder("large"), &[]).await?;
     let token_l = large.token().await?;
+    // Every platform probed every second, each probe waiting the longest the properties
+    // allow by default (3 s): the prober's concurrency is full all the time.
+    let probed = Server::gateway(
+        &folder("probed"),
+        &["--probe-platforms", "--probe-interval", "1"],
+    )
+    .await?;
+    let token_p = probed.token().await?;
+    let unprobed = Server::gateway(&folder("unprobed"), &[]).await?;
+    let token_n = unprobed.token().await?;
+    wait_for_timeouts(&probed, &token_p, "S000").await?;
 
     // Every server is up, only one under load at a time. Each round runs every measurement
     // once, in turn, so that a machine whose speed drifts slows a figure and its baseline
@@ -452,6 +518,7 @@ async fn run(s: Settings) -> anyhow::Result<()> {
     let mut reads = Vec::new();
     let mut writes = Vec::new();
     let mut usages = Vec::new();
+    let mut probing = Vec::new();
     for round in 1..=s.rounds {
         eprintln!("round {round} of {}: reads…", s.rounds);
         let ceiling = run(
@@ -472,6 +539,10 @@ async fn run(s: Settings) -> anyhow::Result<()> {
         let in_small = run(small.addr, c, get(small.addr, &usage_path, &token_s)).await?;
         let in_large = run(large.addr, c, get(large.addr, &usage_path, &token_l)).await?;
         usages.push((in_small, in_large));
+        eprintln!("round {round}: REST list with silent peers probed…");
+        let off = run(unprobed.addr, c, get(unprobed.addr, LIST, &token_n)).await?;
+        let on = run(probed.addr, c, get(probed.addr, LIST, &token_p)).await?;
+        probing.push((off, on));
     }
     eprintln!("GraphQL list, every query distinct…");
     let gql_executed = run(server.addr, c, graphql(server.addr, &token, true)).await?;
@@ -485,7 +556,15 @@ async fn run(s: Settings) -> anyhow::Result<()> {
     let rss_platforms = server.peak_rss_mib();
     let rss_large = large.peak_rss_mib();
     let (startup_small, startup_large) = (small.startup, large.startup);
-    for server in [server, ceiling_server, unflushed, small, large] {
+    for server in [
+        server,
+        ceiling_server,
+        unflushed,
+        small,
+        large,
+        probed,
+        unprobed,
+    ] {
         server.stop().await?;
     }
 
@@ -506,6 +585,13 @@ async fn run(s: Settings) -> anyhow::Result<()> {
             .map(|(sm, lg)| lg.p50_ms() / sm.p50_ms())
             .collect(),
     );
+    let (i_probing, probing_ratio) = median(
+        probing
+            .iter()
+            .map(|(off, on)| on.p50_ms() / off.p50_ms())
+            .collect(),
+    );
+    drop(silent_peers);
     let executed_ratio = rate(&gql_executed) / rate(&ceiling_after);
     let ratio_note = if s.rounds > 1 {
         format!(", median of {} rounds", s.rounds)
@@ -554,6 +640,18 @@ async fn run(s: Settings) -> anyhow::Result<()> {
             &usages[i_usage].1,
             Some((usage_ratio, format!("p50 ÷ small store{ratio_note}"))),
         )?,
+        row(
+            format!("REST list, {SILENT_PLATFORMS} platforms, probing off, {c} conns"),
+            &probing[i_probing].0,
+            None,
+        )?,
+        row(
+            format!(
+                "REST list, {SILENT_PLATFORMS} platforms with silent peers probed every 1 s, {c} conns"
+            ),
+            &probing[i_probing].1,
+            Some((probing_ratio, format!("p50 ÷ probing off{ratio_note}"))),
+        )?,
     ];
 
     let peak_rss = [rss_platforms, rss_large]
@@ -599,6 +697,10 @@ async fn run(s: Settings) -> anyhow::Result<()> {
             usage_ratio <= 1.5,
         ),
         ("peak RSS < 100 MiB", peak_rss > 0.0 && peak_rss < 100.0),
+        (
+            "REST list p50 with 200 silent peers probed ≤ 1.25× probing off",
+            probing_ratio <= 1.25,
+        ),
     ];
     let mut verdicts = String::from("\n| target | met |\n|---|---|\n");
     for (target, met) in targets {

@@ -1,6 +1,7 @@
 //! The command line. Every flag of `serve` can also be given as an environment variable.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -132,6 +133,22 @@ pub struct ServeArgs {
     /// 75, so that a supervisor restarts it and the restart reopens the store; in seconds.
     #[arg(long, env = "CALLREC_STORE_FAILURE_EXIT", default_value_t = 10)]
     pub store_failure_exit: u64,
+    /// Probe each platform's address with SIP OPTIONS and show whether it answers
+    /// (`reachability`); off, the gateway sends nothing to the platforms.
+    #[arg(long, env = "CALLREC_PROBE_PLATFORMS")]
+    pub probe_platforms: bool,
+    /// Seconds from the end of one probe of a platform to the start of the next; fractions
+    /// allowed (e.g. 0.5).
+    #[arg(long, env = "CALLREC_PROBE_INTERVAL", default_value = "30", value_parser = parse_probe_interval)]
+    pub probe_interval: Duration,
+    /// Consecutive failed probes after which a platform is DOWN.
+    #[arg(long, env = "CALLREC_PROBE_FAILURES", default_value_t = 3,
+        value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub probe_failures: u32,
+    /// Probes in flight at once, over all platforms.
+    #[arg(long, env = "CALLREC_PROBE_CONCURRENCY", default_value_t = 64,
+        value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub probe_concurrency: u32,
     /// Benchmarks only: acknowledge writes before they reach the disk.
     #[arg(long, hide = true)]
     pub unsafe_skip_flush: bool,
@@ -194,6 +211,21 @@ pub struct GraphqlArgs {
     pub ws_init_timeout: u64,
 }
 
+/// Shortest and longest probe interval, in seconds.
+pub const PROBE_INTERVAL: (f64, f64) = (0.01, 86_400.0);
+
+fn parse_probe_interval(value: &str) -> Result<Duration, String> {
+    let seconds: f64 = value
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{value}' is not a number of seconds"))?;
+    let (min, max) = PROBE_INTERVAL;
+    if !(min..=max).contains(&seconds) {
+        return Err(format!("the probe interval must be {min}-{max} seconds"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
 #[derive(Debug, Args)]
 pub struct UserArgs {
     #[command(flatten)]
@@ -223,4 +255,40 @@ pub enum UserCommand {
     Delete { username: String },
     /// Set a user's password, read from the first line of standard input; ends its sessions.
     Passwd { username: String },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn serve(extra: &[&str]) -> Result<ServeArgs, clap::Error> {
+        let argv = ["callrec-gateway", "serve"].iter().chain(extra);
+        match Cli::try_parse_from(argv)?.command {
+            Command::Serve(args) => Ok(args),
+            _ => unreachable!("serve was asked for"),
+        }
+    }
+
+    #[test]
+    fn probing_is_off_by_default_and_its_flags_are_bounded() {
+        let args = serve(&[]).expect("defaults");
+        assert!(!args.probe_platforms);
+        assert_eq!(args.probe_interval, Duration::from_secs(30));
+        assert_eq!((args.probe_failures, args.probe_concurrency), (3, 64));
+        let args = serve(&["--probe-platforms", "--probe-interval", "0.25"]).expect("valid");
+        assert!(args.probe_platforms);
+        assert_eq!(args.probe_interval, Duration::from_millis(250));
+        for bad in [
+            &["--probe-interval", "0"][..],
+            &["--probe-interval", "-1"],
+            &["--probe-interval", "NaN"],
+            &["--probe-interval", "soon"],
+            &["--probe-interval", "86401"],
+            &["--probe-failures", "0"],
+            &["--probe-concurrency", "0"],
+            &["--probe-concurrency", "1025"],
+        ] {
+            assert!(serve(bad).is_err(), "{bad:?} accepted");
+        }
+    }
 }

@@ -8,6 +8,7 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod model;
+pub mod probe;
 pub mod server;
 pub mod service;
 pub mod store;

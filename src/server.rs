@@ -13,6 +13,7 @@ use crate::auth::PasswordChecks;
 use crate::config::{LogFormat, ServeArgs};
 use crate::http::serve::{Draining, ServeOptions, default_max_connections, serve};
 use crate::http::{self, HttpOptions};
+use crate::probe::{ProbeOptions, Prober};
 use crate::service::{Service, SessionSettings};
 use crate::store::{SledStore, StoreOptions};
 
@@ -37,6 +38,8 @@ pub struct Server {
     /// How long the server goes on (reads only) after its store failed, before it stops.
     store_failure_exit: Duration,
     session_prune_interval: Duration,
+    /// How to probe the platforms, when asked to.
+    probe: Option<ProbeOptions>,
     /// The password of the `admin` user created in an empty store, when none was given.
     pub generated_admin_password: Option<String>,
 }
@@ -117,6 +120,11 @@ impl Server {
             },
             store_failure_exit: Duration::from_secs(args.store_failure_exit),
             session_prune_interval: Duration::from_secs(args.session_prune_interval.max(1)),
+            probe: args.probe_platforms.then_some(ProbeOptions {
+                interval: args.probe_interval,
+                failures: args.probe_failures,
+                concurrency: args.probe_concurrency as usize,
+            }),
             generated_admin_password,
         })
     }
@@ -146,6 +154,9 @@ impl Server {
             self.service.clone(),
             self.session_prune_interval,
         ));
+        let prober = self
+            .probe
+            .map(|options| Prober::start(self.service.clone(), options));
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let metrics = self.metrics_listener.map(|listener| {
             let app = http::metrics_app(self.service.clone(), &self.options);
@@ -191,6 +202,9 @@ impl Server {
         .await;
         if let Some(metrics) = metrics {
             let _ = metrics.await;
+        }
+        if let Some(prober) = prober {
+            prober.stop().await;
         }
         // Awaited so that its handle on the service (and so the store) is gone on return.
         pruning.abort();

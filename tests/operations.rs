@@ -20,7 +20,7 @@ async fn openapi(app: &TestApp) -> Value {
 }
 
 /// Every operation this server is meant to have, as (method, path).
-const EXPECTED: [(&str, &str); 27] = [
+const EXPECTED: [(&str, &str); 28] = [
     ("get", "/api/v1/tenants/"),
     ("post", "/api/v1/tenants/"),
     ("get", "/api/v1/tenants/{tenant_id}/"),
@@ -54,6 +54,10 @@ const EXPECTED: [(&str, &str); 27] = [
     (
         "get",
         "/api/v1/system/services/call_recording/platforms/{name}/usage/",
+    ),
+    (
+        "get",
+        "/api/v1/system/services/call_recording/platforms/{name}/reachability/",
     ),
     ("get", "/api/v1/system/services/call_recording/properties/"),
     ("put", "/api/v1/system/services/call_recording/properties/"),

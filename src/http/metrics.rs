@@ -6,11 +6,16 @@ use std::time::Duration;
 
 use axum::extract::MatchedPath;
 use axum::http::{Method, StatusCode};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 /// Latency buckets, in seconds: sub-millisecond reads up to slow flushes.
 const BUCKETS: [f64; 14] = [
     0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
+/// Probe durations, in seconds: loopback answers up to the longest wait (10 s).
+const PROBE_BUCKETS: [f64; 14] = [
+    0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
 /// Installs the recorder on first use; later calls share it (several servers in one test
@@ -19,7 +24,14 @@ fn handle() -> Option<&'static PrometheusHandle> {
     static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            let builder = PrometheusBuilder::new().set_buckets(&BUCKETS).ok()?;
+            let builder = PrometheusBuilder::new()
+                .set_buckets(&BUCKETS)
+                .ok()?
+                .set_buckets_for_metric(
+                    Matcher::Full("callrec_platform_probe_duration_seconds".into()),
+                    &PROBE_BUCKETS,
+                )
+                .ok()?;
             match builder.install_recorder() {
                 Ok(handle) => {
                     describe();
@@ -72,6 +84,11 @@ fn describe() {
         "callrec_http_accept_errors_total",
         "Failures to accept a connection (such as running out of file descriptors)"
     );
+    metrics::describe_histogram!(
+        "callrec_platform_probe_duration_seconds",
+        Unit::Seconds,
+        "Duration of SIP OPTIONS probes of the platforms, answered or not"
+    );
 }
 
 pub fn install() {
@@ -80,6 +97,35 @@ pub fn install() {
 
 pub fn render() -> String {
     handle().map(|h| h.render()).unwrap_or_default()
+}
+
+/// `callrec_platform_up{platform}`: 1 for each platform this gateway sees up, 0 down, no
+/// series for the others. Rendered from the reachability table at each scrape, so that the
+/// label set is exactly the platforms that exist and are known up or down.
+pub fn platform_up(table: &crate::service::ReachabilityTable) -> String {
+    let known = table.up_or_down();
+    if known.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from(
+        "# HELP callrec_platform_up Whether the platform answers SIP OPTIONS (1) or is down (0), as this gateway sees it.\n# TYPE callrec_platform_up gauge\n",
+    );
+    for (name, up) in known {
+        out.push_str(&format!(
+            "callrec_platform_up{{platform=\"{}\"}} {}\n",
+            label_value(&name),
+            u8::from(up)
+        ));
+    }
+    out
+}
+
+/// A Prometheus label value: backslash, double quote and line feed escaped.
+fn label_value(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// Route templates as `&'static str`, so that labelling a request allocates nothing: there
@@ -170,4 +216,48 @@ pub fn connection_refused() {
 
 pub fn accept_error() {
     metrics::counter!("callrec_http_accept_errors_total").increment(1);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+    use crate::model::ProbeOutcome;
+    use crate::service::ReachabilityTable;
+
+    #[test]
+    fn platform_up_has_a_series_only_for_platforms_known_up_or_down() {
+        let table = ReachabilityTable::default();
+        assert_eq!(platform_up(&table), "", "nothing while not probing");
+        table.start_probing();
+        let now = SystemTime::now();
+        table.follow(&HashSet::from(["up \"1\"", "down", "unknown"]), now);
+        let answered = ProbeOutcome::Answered {
+            latency: Duration::from_millis(1),
+        };
+        let failed = ProbeOutcome::Failed {
+            reason: "timeout".into(),
+        };
+        table.record("up \"1\"", &answered, now, 1);
+        table.record("down", &failed, now, 1);
+        let text = platform_up(&table);
+        assert!(
+            text.contains("# TYPE callrec_platform_up gauge\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("callrec_platform_up{platform=\"up \\\"1\\\"\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("callrec_platform_up{platform=\"down\"} 0\n"),
+            "{text}"
+        );
+        assert!(!text.contains("unknown"), "{text}");
+        // A deleted platform loses its series.
+        table.follow(&HashSet::from(["up \"1\""]), now);
+        assert!(!platform_up(&table).contains("platform=\"down\""));
+    }
 }

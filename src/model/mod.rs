@@ -48,6 +48,7 @@ pub mod limits;
 pub mod org;
 pub mod platform;
 pub mod properties;
+pub mod reachability;
 pub mod text;
 pub mod user;
 
@@ -56,4 +57,5 @@ pub use platform::{
     MediaStream, NewPlatform, Platform, PlatformChange, SchemaVersion, TransportProtocol,
 };
 pub use properties::{Properties, PropertiesChange};
+pub use reachability::{ProbeOutcome, Reachability, ReachabilityState};
 pub use user::{Level, NewUser, Principal, User};

@@ -5,6 +5,7 @@ mod events;
 mod org;
 mod platforms;
 mod properties;
+mod reachability;
 mod sessions;
 mod users;
 
@@ -15,6 +16,7 @@ use tokio::sync::{broadcast, watch};
 
 pub use self::events::Event;
 pub use self::platforms::{PlatformEntry, PlatformList};
+pub use self::reachability::{ReachabilityChange, ReachabilityTable};
 use self::sessions::KnownToken;
 pub use self::sessions::{LoginAnswer, RefreshAnswer, SessionSettings};
 use crate::auth::{LoginThrottle, PasswordChecks, Throttle, Tokens};
@@ -55,6 +57,9 @@ pub struct Service {
     platform_list: Mutex<Option<Arc<PlatformList>>>,
     /// Access tokens checked since the last commit (see `authenticate`).
     principals: Mutex<HashMap<String, KnownToken>>,
+    /// What this gateway's prober saw of each platform (not stored: each gateway sees for
+    /// itself).
+    reachability: ReachabilityTable,
 }
 
 /// What a decision produces: the answer, the changes to commit, and the events they make.
@@ -105,6 +110,7 @@ impl Service {
             settings,
             platform_list: Mutex::new(None),
             principals: Mutex::new(HashMap::new()),
+            reachability: ReachabilityTable::default(),
         })
     }
 

@@ -6,6 +6,7 @@
 //! bound the memory starts over.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_graphql::Request;
@@ -59,6 +60,21 @@ pub struct Answers {
     kept: Mutex<AtCommit>,
     /// Bytes kept at most.
     budget: usize,
+}
+
+/// Set by a resolver whose answer can change without a commit (reachability): such an
+/// answer is not kept.
+#[derive(Default)]
+pub struct Volatile(AtomicBool);
+
+impl Volatile {
+    pub fn mark(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    pub fn marked(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
 }
 
 #[derive(Default)]

@@ -36,6 +36,7 @@ pub mod labels;
 pub mod limits;
 mod mutation;
 mod query;
+mod reachability;
 mod run;
 mod subscription;
 mod types;

@@ -19,7 +19,7 @@ use axum::body::Bytes;
 use futures_util::StreamExt;
 use futures_util::stream::{self, BoxStream};
 
-use super::answers::{Answers, Question};
+use super::answers::{self, Answers, Question};
 use super::context::Credentials;
 use super::cost::{self, SizesAt};
 use super::error::{GqlError, codes};
@@ -249,7 +249,11 @@ impl Runner {
             kind,
             ..
         } = admitted;
-        let mut response = self.schema.execute(request.data(credentials.clone())).await;
+        // Resolvers whose answer can change without a commit (reachability) mark it, so that
+        // it is not kept.
+        let volatile = Arc::new(answers::Volatile::default());
+        let request = request.data(credentials.clone()).data(volatile.clone());
+        let mut response = self.schema.execute(request).await;
         limits::tag_errors(&mut response);
         let ok = response.is_ok();
         let label = self.count(name.as_ref().map(Option::as_deref), ok, authenticated);
@@ -257,6 +261,7 @@ impl Runner {
         if let Some(question) = question
             && kind == OperationType::Query
             && bytes.len() <= self.options.max_response_bytes
+            && !volatile.marked()
         {
             self.answers
                 .put(commit, question, (bytes.clone(), ok, label));

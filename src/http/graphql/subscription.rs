@@ -26,7 +26,7 @@ use super::types::{CallRecordingEvent, CallRecordingSubscriptionStarted};
 use crate::auth::TokenKind;
 use crate::error::Error;
 use crate::http::metrics::ActiveSubscription;
-use crate::service::{Event, Service};
+use crate::service::{Event, ReachabilityChange, Service};
 use crate::store::Ticket;
 
 #[derive(Default)]
@@ -35,7 +35,8 @@ pub struct SubscriptionRoot;
 /// Change streams, over the WebSocket at /graphql/ws.
 #[Subscription(name = "Subscription")]
 impl SubscriptionRoot {
-    /// Every committed change to platforms, the default, properties and group assignments
+    /// Every committed change to platforms, the default, properties and group assignments,
+    /// and, live only, every change of a platform's reachability as this gateway sees it
     /// (System Admin).
     async fn call_recording_events(
         &self,
@@ -43,7 +44,9 @@ impl SubscriptionRoot {
     ) -> Result<impl Stream<Item = GqlResult<CallRecordingEvent>> + use<>, GqlError> {
         let service = service(ctx)?.clone();
         let credentials = credentials(ctx);
-        let receiver = service.watch(&credentials.principal(&service)?)?;
+        let who = credentials.principal(&service)?;
+        let receiver = service.watch(&who)?;
+        let reachability = service.watch_reachability(&who)?;
         let checks = Checks {
             commits: service.durable_commits(),
             expiry: expiry(&service, &credentials),
@@ -54,7 +57,8 @@ impl SubscriptionRoot {
                 .and_then(|who| service.may_watch(&who))
         };
         let active = ActiveSubscription::start();
-        Ok(events(receiver, checks, still_allowed).inspect(move |_| {
+        let stream = events_with_reachability(receiver, reachability, checks, still_allowed);
+        Ok(stream.inspect(move |_| {
             let _ = &active;
         }))
     }
@@ -80,6 +84,27 @@ fn expiry(service: &Service, credentials: &Credentials) -> Option<Instant> {
     Some(Instant::now() + left)
 }
 
+/// What the subscription passes on, from either source.
+enum Incoming {
+    Commit(Event),
+    Reachability(ReachabilityChange),
+    Lost(u64),
+}
+
+/// The items of a broadcast receiver until its sender goes away.
+fn incoming<T: Clone + Send + 'static>(
+    receiver: broadcast::Receiver<T>,
+    wrap: fn(T) -> Incoming,
+) -> impl Stream<Item = Incoming> {
+    futures_util::stream::unfold(receiver, move |mut receiver| async move {
+        match receiver.recv().await {
+            Ok(item) => Some((wrap(item), receiver)),
+            Err(RecvError::Lagged(missed)) => Some((Incoming::Lost(missed), receiver)),
+            Err(RecvError::Closed) => None,
+        }
+    })
+}
+
 /// A first `SubscriptionStarted` message (the receiver exists, so nothing committed from now on
 /// is missed), then the events of `receiver`, each delivered only while `still_allowed`; ends
 /// after the first error (lost events, or the caller no longer allowed, checked also after
@@ -89,27 +114,55 @@ pub fn events(
     checks: Checks,
     still_allowed: impl Fn() -> Result<(), Error> + Send + Sync + 'static,
 ) -> impl Stream<Item = GqlResult<CallRecordingEvent>> {
+    deliver(incoming(receiver, Incoming::Commit), checks, still_allowed)
+}
+
+/// As [`events`], with the reachability changes of `reachability` merged in as they come.
+pub fn events_with_reachability(
+    receiver: broadcast::Receiver<Event>,
+    reachability: broadcast::Receiver<ReachabilityChange>,
+    checks: Checks,
+    still_allowed: impl Fn() -> Result<(), Error> + Send + Sync + 'static,
+) -> impl Stream<Item = GqlResult<CallRecordingEvent>> {
+    let merged = futures_util::stream::select(
+        incoming(receiver, Incoming::Commit),
+        incoming(reachability, Incoming::Reachability),
+    );
+    deliver(merged, checks, still_allowed)
+}
+
+fn deliver(
+    incoming: impl Stream<Item = Incoming> + Send + 'static,
+    checks: Checks,
+    still_allowed: impl Fn() -> Result<(), Error> + Send + Sync + 'static,
+) -> impl Stream<Item = GqlResult<CallRecordingEvent>> {
     let started = futures_util::stream::once(futures_util::future::ready(Ok(
         CallRecordingEvent::SubscriptionStarted(CallRecordingSubscriptionStarted { live: true }),
     )));
-    let state = Some((receiver, checks, Arc::new(still_allowed)));
+    // The source is dropped after the first error, so the stream ends right after it.
+    let state = Some((incoming.boxed(), checks, Arc::new(still_allowed)));
     let changes = futures_util::stream::unfold(state, |state| async move {
-        let (mut receiver, mut checks, still_allowed) = state?;
+        let (mut source, mut checks, still_allowed) = state?;
         let mut commits_open = true;
         loop {
             let expiry = checks.expiry;
             tokio::select! {
-                received = receiver.recv() => return match received {
-                    Ok(event) => match still_allowed() {
-                        Ok(()) => Some((Ok(event.into()), Some((receiver, checks, still_allowed)))),
-                        Err(e) => Some((Err(GqlError::from(e)), None)),
-                    },
-                    Err(RecvError::Lagged(missed)) => {
-                        tracing::warn!(missed, "an event subscriber fell behind; ending its stream");
-                        Some((Err(GqlError::events_lost(missed)), None))
-                    }
-                    Err(RecvError::Closed) => None,
-                },
+                received = source.next() => {
+                    let delivered = match received? {
+                        Incoming::Lost(missed) => {
+                            tracing::warn!(missed, "an event subscriber fell behind; ending its stream");
+                            Err(GqlError::events_lost(missed))
+                        }
+                        Incoming::Commit(event) => {
+                            still_allowed().map(|()| event.into()).map_err(GqlError::from)
+                        }
+                        Incoming::Reachability(change) => still_allowed()
+                            .map(|()| CallRecordingEvent::ReachabilityChanged(change.into()))
+                            .map_err(GqlError::from),
+                    };
+                    let next = delivered.is_ok().then_some((source, checks, still_allowed));
+                    return Some((delivered, next));
+                }
                 changed = checks.commits.changed(), if commits_open => {
                     commits_open = changed.is_ok();
                     if let Err(e) = still_allowed() {
@@ -259,5 +312,45 @@ mod tests {
         };
         assert_eq!(e.message(), "the token has expired");
         assert!(Instant::now() >= expires);
+    }
+
+    fn went_down() -> ReachabilityChange {
+        use crate::model::ReachabilityState;
+        ReachabilityChange {
+            name: "A".into(),
+            state: ReachabilityState::Down,
+            previous: ReachabilityState::Up,
+            at: std::time::SystemTime::now(),
+        }
+    }
+
+    #[tokio::test]
+    async fn reachability_changes_are_merged_in_and_checked_like_commits() {
+        let (commits, commit_rx) = broadcast::channel(4);
+        let (changes, change_rx) = broadcast::channel(4);
+        let stream = events_with_reachability(commit_rx, change_rx, no_checks(), || Ok(()));
+        futures_util::pin_mut!(stream);
+        assert!(stream.next().await.expect("started").is_ok());
+        changes.send(went_down()).unwrap();
+        let Some(Ok(CallRecordingEvent::ReachabilityChanged(changed))) = stream.next().await else {
+            panic!("a reachability change expected");
+        };
+        assert_eq!(changed.name, "A");
+        commits.send(modified()).unwrap();
+        assert!(matches!(
+            stream.next().await,
+            Some(Ok(CallRecordingEvent::PropertiesModified(_)))
+        ));
+
+        let (_commits, commit_rx) = broadcast::channel::<Event>(4);
+        let (changes, change_rx) = broadcast::channel(4);
+        let refused = events_with_reachability(commit_rx, change_rx, no_checks(), || {
+            Err(Error::Unauthenticated("the session has ended".into()))
+        });
+        futures_util::pin_mut!(refused);
+        assert!(refused.next().await.expect("started").is_ok());
+        changes.send(went_down()).unwrap();
+        assert!(matches!(refused.next().await, Some(Err(_))));
+        assert!(refused.next().await.is_none());
     }
 }

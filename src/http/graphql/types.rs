@@ -5,6 +5,7 @@ use async_graphql::{Context, Enum, InputObject, MaybeUndefined, Object, SimpleOb
 
 use super::context::caller;
 use super::error::GqlResult;
+use super::reachability::{self, CallRecordingPlatformReachabilityChanged, PlatformReachability};
 use crate::model::{self, NewPlatform, PlatformChange, PropertiesChange};
 use crate::service::{Event, PlatformEntry, PlatformList};
 
@@ -168,6 +169,12 @@ impl CallRecordingPlatform {
     /// Whether this is the system default platform.
     async fn is_default(&self) -> bool {
         self.0.is_default
+    }
+
+    /// Whether the platform answers SIP OPTIONS, as this gateway sees it (System Admin
+    /// only; null with FORBIDDEN for other callers).
+    async fn reachability(&self, ctx: &Context<'_>) -> GqlResult<Option<PlatformReachability>> {
+        reachability::of_platform(ctx, &self.0.platform.name)
     }
 
     /// The groups assigned to this platform (System Admin only).
@@ -465,6 +472,7 @@ pub enum CallRecordingEvent {
     DefaultChanged(CallRecordingDefaultChanged),
     PropertiesModified(CallRecordingPropertiesModified),
     GroupAssigned(GroupCallRecordingPlatformAssigned),
+    ReachabilityChanged(CallRecordingPlatformReachabilityChanged),
 }
 
 impl From<Event> for CallRecordingEvent {

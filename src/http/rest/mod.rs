@@ -6,6 +6,7 @@ mod platforms;
 
 pub use platforms::RenderedList;
 mod properties;
+mod reachability;
 mod session;
 mod users;
 
@@ -25,6 +26,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
             platforms::delete
         ))
         .routes(routes!(platforms::usage))
+        .routes(routes!(reachability::get))
         .routes(routes!(properties::get, properties::modify))
         .routes(routes!(org::list_tenants, org::add_tenant))
         .routes(routes!(org::get_tenant, org::delete_tenant))
