@@ -29,7 +29,8 @@ fn existing(r: &dyn Read, name: &str) -> Result<Platform> {
 }
 
 /// No platform has this name, nor one that is the same text in another Unicode normalization
-/// (NFC). Platforms are few, so the others are scanned; the caller holds the writer lock.
+/// (NFC). The other names are scanned (keys only, nothing decoded); the caller holds the writer
+/// lock.
 fn check_name_free(r: &dyn Read, name: &str) -> Result<()> {
     let taken = |existing: &str| {
         Error::AlreadyExists(format!(
@@ -41,11 +42,18 @@ fn check_name_free(r: &dyn Read, name: &str) -> Result<()> {
     }
     let key = text::canonical_key(name);
     match r
-        .platforms()?
+        .platform_names()?
         .into_iter()
-        .find(|p| text::canonical_key(&p.name) == key)
+        // ASCII text is its own NFC form: only other names need normalizing.
+        .find(|other| {
+            if other.is_ascii() {
+                *other == key
+            } else {
+                text::canonical_key(other) == key
+            }
+        })
     {
-        Some(same) => Err(taken(&same.name)),
+        Some(same) => Err(taken(&same)),
         None => Ok(()),
     }
 }

@@ -66,6 +66,8 @@ pub trait Read {
     fn platform(&self, name: &str) -> Result<Option<Platform>>;
     /// Every platform, ordered by name.
     fn platforms(&self) -> Result<Vec<Platform>>;
+    /// Every platform's name, ordered; cheaper than [`Read::platforms`].
+    fn platform_names(&self) -> Result<Vec<String>>;
     fn system_default(&self) -> Result<Option<String>>;
     /// The stored properties, or the values of a new store.
     fn properties(&self) -> Result<Properties>;

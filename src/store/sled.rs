@@ -468,6 +468,18 @@ impl<G> Read for Locked<'_, G> {
         self.store.scan("platform", PLATFORM)
     }
 
+    fn platform_names(&self) -> Result<Vec<String>> {
+        self.store
+            .db
+            .scan_prefix(PLATFORM)
+            .keys()
+            .map(|k| {
+                let k = k.map_err(storage)?;
+                String::from_utf8(k[PLATFORM.len()..].to_vec()).map_err(|e| corrupt("platform", e))
+            })
+            .collect()
+    }
+
     fn system_default(&self) -> Result<Option<String>> {
         match self.store.db.get(DEFAULT).map_err(storage)? {
             Some(v) => String::from_utf8(v.to_vec())
