@@ -3,15 +3,15 @@
 //! limit, metrics.
 
 mod connection;
-pub mod error;
-pub mod extract;
+pub(crate) mod error;
+pub(crate) mod extract;
 pub mod graphql;
 mod metrics;
 mod openapi;
 mod ops;
 mod refusals;
 mod rest;
-pub mod serve;
+pub(crate) mod serve;
 mod state;
 
 use std::sync::Arc;

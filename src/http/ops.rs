@@ -29,12 +29,7 @@ pub async fn healthz() -> Json<Health> {
 #[utoipa::path(operation_id = "readyz", get, path = "/readyz", tag = "operations",
     responses((status = 200, body = Health), (status = 503, body = Health)))]
 pub async fn readyz(State(s): State<AppState>) -> Response {
-    let store = s.service.store().clone();
-    let writable = tokio::task::spawn_blocking(move || store.check_writable())
-        .await
-        .map_err(|e| Error::Internal(e.to_string()))
-        .and_then(|r| r);
-    match writable {
+    match s.service.check_writable().await {
         Ok(()) => Json(Health { status: "ready" }).into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "not ready");

@@ -7,6 +7,7 @@ mod platforms;
 mod properties;
 mod reachability;
 mod sessions;
+mod sizes;
 mod users;
 
 use std::collections::{HashMap, VecDeque};
@@ -19,6 +20,7 @@ pub use self::platforms::{PlatformEntry, PlatformList};
 pub use self::reachability::{ReachabilityChange, ReachabilityTable};
 use self::sessions::KnownToken;
 pub use self::sessions::{LoginAnswer, RefreshAnswer, SessionSettings};
+pub use self::sizes::ListSizes;
 use crate::auth::{LoginThrottle, PasswordChecks, Throttle, Tokens};
 use crate::error::Result;
 use crate::store::{Change, Read, Store, Ticket};
@@ -60,6 +62,8 @@ pub struct Service {
     /// What this gateway's prober saw of each platform (not stored: each gateway sees for
     /// itself).
     reachability: ReachabilityTable,
+    /// The lists' lengths at the last commit they were asked for (see [`Service::list_sizes`]).
+    list_sizes: sizes::SizesAt,
 }
 
 /// What a decision produces: the answer, the changes to commit, and the events they make.
@@ -111,11 +115,28 @@ impl Service {
             platform_list: Mutex::new(None),
             principals: Mutex::new(HashMap::new()),
             reachability: ReachabilityTable::default(),
+            list_sizes: sizes::SizesAt::default(),
         })
     }
 
+    /// The store under the service, for tests that look at what is stored.
+    #[cfg(feature = "test-util")]
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// The position of the last commit: answers computed at the same position are the same.
+    pub fn position(&self) -> Ticket {
+        self.store.last_ticket()
+    }
+
+    /// The store is open, has not failed and takes a write (`/readyz`); run off the runtime,
+    /// as it writes.
+    pub async fn check_writable(&self) -> Result<()> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.check_writable())
+            .await
+            .map_err(|e| crate::error::Error::Internal(e.to_string()))?
     }
 
     /// Every committed change from now on, in commit order, each sent once it is durable.

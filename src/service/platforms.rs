@@ -51,8 +51,7 @@ fn check_name_free(r: &dyn Read, name: &str) -> Result<()> {
             } else {
                 text::canonical_key(other) == key
             }
-        })
-    {
+        }) {
         Some(same) => Err(taken(&same)),
         None => Ok(()),
     }

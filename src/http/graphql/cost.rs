@@ -6,58 +6,25 @@
 //! asked for hundreds of times (aliases, a batch) is refused before anything runs.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use async_graphql::Name;
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
 
 use crate::error::Result;
-use crate::store::{Read, Store, Ticket};
 
-/// The lengths of the schema's lists, at one commit.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Sizes {
-    pub platforms: u64,
-    pub tenants: u64,
-    pub groups: u64,
-    /// Groups of the tenant with the most.
-    pub largest_tenant: u64,
-    /// Groups that have a platform assigned.
-    pub assigned: u64,
-    /// Groups of the platform used by the most.
-    pub largest_usage: u64,
-}
+pub use crate::service::ListSizes as Sizes;
 
-impl Sizes {
-    /// The sizes at `read`; the tenants' and groups' only `with_groups` (they take a pass
-    /// over every group).
-    pub fn of(read: &dyn Read, with_groups: bool) -> Result<Sizes> {
-        let mut sizes = Sizes {
-            platforms: read.platforms()?.len() as u64,
-            ..Sizes::default()
-        };
-        if !with_groups {
-            return Ok(sizes);
-        }
-        let mut usage: HashMap<String, u64> = HashMap::new();
-        for tenant in read.tenants()? {
-            sizes.tenants += 1;
-            let groups = read.groups(&tenant.tenant_id)?;
-            sizes.groups += groups.len() as u64;
-            sizes.largest_tenant = sizes.largest_tenant.max(groups.len() as u64);
-            for platform in groups.into_iter().filter_map(|g| g.platform) {
-                sizes.assigned += 1;
-                *usage.entry(platform).or_default() += 1;
-            }
-        }
-        sizes.largest_usage = usage.into_values().max().unwrap_or(0);
-        Ok(sizes)
-    }
-
+/// The lengths GraphQL's list fields have.
+pub trait Lengths {
     /// The length of list field `name`. Reached through another list, a nested list is
     /// counted at its average length (the whole answer holds the total); alone, at its
     /// largest. `None` for a field that is not a list of the schema.
-    pub fn length(&self, name: &str, in_list: bool) -> Option<u64> {
+    fn length(&self, name: &str, in_list: bool) -> Option<u64>;
+}
+
+impl Lengths for Sizes {
+    fn length(&self, name: &str, in_list: bool) -> Option<u64> {
         let per = |total: u64, parents: u64, largest: u64| {
             if in_list {
                 total.div_ceil(parents.max(1))
@@ -77,26 +44,6 @@ impl Sizes {
 
 /// The list fields [`Sizes::length`] knows, so that a test can check the schema has no other.
 pub const LIST_FIELDS: [&str; 4] = ["platforms", "tenants", "groups", "usage"];
-
-/// [`Sizes`] computed once per commit (the groups' only when asked for).
-#[derive(Default)]
-pub struct SizesAt(Mutex<Option<(Ticket, bool, Arc<Sizes>)>>);
-
-impl SizesAt {
-    pub fn get(&self, store: &dyn Store, with_groups: bool) -> Result<Arc<Sizes>> {
-        let ticket = store.last_ticket();
-        if let Some((at, has_groups, sizes)) = &*self.0.lock().unwrap_or_else(|p| p.into_inner())
-            && *at == ticket
-            && (*has_groups || !with_groups)
-        {
-            return Ok(sizes.clone());
-        }
-        let sizes = Arc::new(Sizes::of(&*store.read(), with_groups)?);
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) =
-            Some((ticket, with_groups, sizes.clone()));
-        Ok(sizes)
-    }
-}
 
 /// The cost of every operation of `document` (fragments expanded, each computed once). The
 /// sizes are asked for only when the document selects a list, `true` when one that depends

@@ -29,11 +29,11 @@
 
 mod answers;
 mod context;
-pub mod cost;
-pub mod error;
-pub mod graphiql;
-pub mod labels;
-pub mod limits;
+pub(crate) mod cost;
+pub(crate) mod error;
+pub(crate) mod graphiql;
+pub(crate) mod labels;
+pub(crate) mod limits;
 mod mutation;
 mod query;
 mod reachability;

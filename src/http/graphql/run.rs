@@ -21,7 +21,7 @@ use futures_util::stream::{self, BoxStream};
 
 use super::answers::{self, Answers, Question};
 use super::context::Credentials;
-use super::cost::{self, SizesAt};
+use super::cost;
 use super::error::{GqlError, codes};
 use super::labels::{self, Labels};
 use super::limits::{self, ShapeLimits};
@@ -36,7 +36,6 @@ pub struct Runner {
     service: Arc<Service>,
     options: GraphqlOptions,
     shape: ShapeLimits,
-    sizes: SizesAt,
     answers: Answers,
     labels: Labels,
     /// Subscriptions open on the whole server.
@@ -83,7 +82,6 @@ impl Runner {
             answers: Answers::new(options.answer_cache_bytes),
             options,
             shape: ShapeLimits::default(),
-            sizes: SizesAt::default(),
             labels: Labels::default(),
             subscriptions: Arc::default(),
         }
@@ -120,10 +118,8 @@ impl Runner {
                 return Err(refused(name, e.into_server_error()));
             }
         }
-        let cost = cost::cost(document, |with_groups| {
-            self.sizes.get(&**self.service.store(), with_groups)
-        })
-        .map_err(|e| refused(name.clone(), GqlError::from(e).into_server_error()))?;
+        let cost = cost::cost(document, |with_groups| self.service.list_sizes(with_groups))
+            .map_err(|e| refused(name.clone(), GqlError::from(e).into_server_error()))?;
         if cost > self.options.max_complexity {
             return Err(refused(name, self.too_complex(cost)));
         }
@@ -173,7 +169,7 @@ impl Runner {
     /// The complexity budget and the byte cap apply to all of them together.
     pub async fn post(&self, requests: Vec<Request>, credentials: Credentials) -> Vec<Bytes> {
         let who = credentials.principal(&self.service).ok();
-        let commit = self.service.store().last_ticket();
+        let commit = self.service.position();
         let mut steps: Vec<Step> = requests
             .into_iter()
             .map(|request| {
