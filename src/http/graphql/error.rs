@@ -83,11 +83,8 @@ pub fn extensions_of(e: &Error) -> ErrorExtensionValues {
     if let Some(field) = e.field() {
         extensions.set("field", field);
     }
-    if let Error::TooManyAttempts {
-        retry_after_seconds,
-    } = e
-    {
-        extensions.set("retryAfterSeconds", *retry_after_seconds);
+    if let Some(seconds) = e.retry_after_seconds() {
+        extensions.set("retryAfterSeconds", seconds);
     }
     extensions
 }

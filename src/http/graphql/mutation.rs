@@ -128,13 +128,7 @@ impl MutationRoot {
         let name = match name {
             MaybeUndefined::Value(name) => Some(name),
             MaybeUndefined::Null => None,
-            MaybeUndefined::Undefined => {
-                return Err(Error::invalid(
-                    "name",
-                    "name is required: a platform name, or null to remove the assignment",
-                )
-                .into());
-            }
+            MaybeUndefined::Undefined => return Err(Error::assignment_name_required().into()),
         };
         let platform = service
             .set_group_platform(&who, &tenant_id, &group_id, name)
