@@ -124,80 +124,83 @@ fn set(items: &[(&str, &str)]) -> BTreeSet<(String, String)> {
         .collect()
 }
 
+/// As the admin: the status and the error body's code (0 when there is none).
+async fn admin_code(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (StatusCode, u64) {
+    let (s, body) = app.admin(method, path, body).await;
+    (s, error_of(&body).0)
+}
+
 #[tokio::test]
 async fn tenants_and_groups_have_the_documented_shapes() {
     let app = TestApp::start().await;
-    let (s, body) = app.get(TENANTS).await;
-    assert_eq!((s, body), (StatusCode::OK, json!({"tenants": []})));
+    assert_eq!(
+        app.get(TENANTS).await,
+        (StatusCode::OK, json!({"tenants": []}))
+    );
 
-    let (s, body) = app
-        .admin(
-            Method::POST,
-            TENANTS,
-            Some(json!({"tenantId": "ApioSpTest"})),
+    let tenant = json!({"tenantId": "ApioSpTest"});
+    assert_eq!(
+        app.admin(Method::POST, TENANTS, Some(tenant.clone())).await,
+        (
+            StatusCode::OK,
+            json!({"tenants": [{"tenantId": "ApioSpTest"}]})
         )
-        .await;
-    assert_eq!(s, StatusCode::OK);
-    assert_eq!(body, json!({"tenants": [{"tenantId": "ApioSpTest"}]}));
-    let (s, body) = app
-        .admin(
-            Method::POST,
-            TENANTS,
-            Some(json!({"tenantId": "ApioSpTest"})),
-        )
-        .await;
-    assert_eq!(s, StatusCode::BAD_REQUEST);
-    assert_eq!(error_of(&body).0, 11);
+    );
+    assert_eq!(
+        admin_code(&app, Method::POST, TENANTS, Some(tenant)).await,
+        (StatusCode::BAD_REQUEST, 11)
+    );
 
     // Without the trailing slash too.
-    let (s, body) = app.get("/api/v1/tenants/ApioSpTest").await;
     assert_eq!(
-        (s, body),
+        app.get("/api/v1/tenants/ApioSpTest").await,
         (StatusCode::OK, json!({"tenantId": "ApioSpTest"}))
     );
-    let (s, _) = app.get(&tenant_path("Nope")).await;
-    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(app.get(&tenant_path("Nope")).await.0, StatusCode::NOT_FOUND);
 
-    let (s, body) = app
-        .admin(
-            Method::POST,
-            &groups_path("ApioSpTest"),
-            Some(json!({"groupId": "ApioGrpTest"})),
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK);
+    let groups = groups_path("ApioSpTest");
+    let group = json!({"groupId": "ApioGrpTest"});
     assert_eq!(
-        body,
-        json!({"groups": [{"groupId": "ApioGrpTest", "tenantId": "ApioSpTest"}]})
+        app.admin(Method::POST, &groups, Some(group.clone())).await,
+        (
+            StatusCode::OK,
+            json!({"groups": [{"groupId": "ApioGrpTest", "tenantId": "ApioSpTest"}]})
+        )
     );
-    let (s, body) = app
-        .admin(
-            Method::POST,
-            &groups_path("ApioSpTest"),
-            Some(json!({"groupId": "ApioGrpTest"})),
-        )
-        .await;
-    assert_eq!((s, error_of(&body).0), (StatusCode::BAD_REQUEST, 11));
-    let (s, body) = app.get(&group_path("ApioSpTest", "ApioGrpTest")).await;
     assert_eq!(
-        (s, body),
+        admin_code(&app, Method::POST, &groups, Some(group)).await,
+        (StatusCode::BAD_REQUEST, 11)
+    );
+    assert_eq!(
+        app.get(&group_path("ApioSpTest", "ApioGrpTest")).await,
         (
             StatusCode::OK,
             json!({"groupId": "ApioGrpTest", "tenantId": "ApioSpTest"})
         )
     );
-    let (s, body) = app
-        .get("/api/v1/tenants/ApioSpTest/groups/ApioGrpTest/services/call_recording")
-        .await;
-    assert_eq!((s, body), (StatusCode::OK, json!({"name": null})));
+    assert_eq!(
+        app.get("/api/v1/tenants/ApioSpTest/groups/ApioGrpTest/services/call_recording")
+            .await,
+        (StatusCode::OK, json!({"name": null}))
+    );
 
     // Missing objects: reading is 404, changing is 400/18.
-    let (s, _) = app.get(&group_path("ApioSpTest", "Nope")).await;
-    assert_eq!(s, StatusCode::NOT_FOUND);
-    let (s, _) = app.get(&assignment_path("ApioSpTest", "Nope")).await;
-    assert_eq!(s, StatusCode::NOT_FOUND);
-    let (s, _) = app.get(&groups_path("Nope")).await;
-    assert_eq!(s, StatusCode::NOT_FOUND);
+    for missing in [
+        group_path("ApioSpTest", "Nope"),
+        assignment_path("ApioSpTest", "Nope"),
+        groups_path("Nope"),
+    ] {
+        assert_eq!(
+            app.get(&missing).await.0,
+            StatusCode::NOT_FOUND,
+            "{missing}"
+        );
+    }
     let (s, body) = app
         .admin(
             Method::POST,
@@ -207,35 +210,37 @@ async fn tenants_and_groups_have_the_documented_shapes() {
         .await;
     assert_eq!((s, error_of(&body).0), (StatusCode::BAD_REQUEST, 18));
     assert_eq!(message_of(&body), "Tenant 'Nope' does not exist.");
-    let (s, body) = app
-        .admin(Method::DELETE, &group_path("ApioSpTest", "Nope"), None)
-        .await;
-    assert_eq!((s, error_of(&body).0), (StatusCode::BAD_REQUEST, 18));
-    let (s, body) = app.admin(Method::DELETE, &tenant_path("Nope"), None).await;
-    assert_eq!((s, error_of(&body).0), (StatusCode::BAD_REQUEST, 18));
-    let (s, body) = app
-        .admin(
+    for (method, path, body) in [
+        (Method::DELETE, group_path("ApioSpTest", "Nope"), None),
+        (Method::DELETE, tenant_path("Nope"), None),
+        (
             Method::PUT,
-            &assignment_path("ApioSpTest", "Nope"),
+            assignment_path("ApioSpTest", "Nope"),
             Some(json!({"name": null})),
-        )
-        .await;
-    assert_eq!((s, error_of(&body).0), (StatusCode::BAD_REQUEST, 18));
+        ),
+    ] {
+        assert_eq!(
+            admin_code(&app, method, &path, body).await,
+            (StatusCode::BAD_REQUEST, 18),
+            "{path}"
+        );
+    }
 
-    let (s, body) = app
-        .admin(
+    assert_eq!(
+        app.admin(
             Method::DELETE,
             &group_path("ApioSpTest", "ApioGrpTest"),
-            None,
+            None
         )
-        .await;
-    assert_eq!((s, body), (StatusCode::OK, json!({})));
-    let (s, body) = app
-        .admin(Method::DELETE, "/api/v1/tenants/ApioSpTest", None)
-        .await;
-    assert_eq!((s, body), (StatusCode::OK, json!({})));
-    let (_, body) = app.get(TENANTS).await;
-    assert_eq!(body, json!({"tenants": []}));
+        .await,
+        (StatusCode::OK, json!({}))
+    );
+    assert_eq!(
+        app.admin(Method::DELETE, "/api/v1/tenants/ApioSpTest", None)
+            .await,
+        (StatusCode::OK, json!({}))
+    );
+    assert_eq!(app.get(TENANTS).await.1, json!({"tenants": []}));
     app.stop().await;
 }
 
