@@ -62,6 +62,13 @@ async fn add_group(app: &TestApp, t: &str, g: &str) {
     assert_eq!(s, StatusCode::OK, "{body}");
 }
 
+async fn add_tenant_with_groups(app: &TestApp, t: &str, groups: &[&str]) {
+    add_tenant(app, t).await;
+    for g in groups {
+        add_group(app, t, g).await;
+    }
+}
+
 async fn add_platform(app: &TestApp, name: &str) {
     let (s, body) = app
         .admin(Method::POST, &platforms_path(), Some(platform(name)))
@@ -135,6 +142,29 @@ async fn admin_code(
     (s, error_of(&body).0)
 }
 
+/// As the admin: refused with 400, error `code` and exactly `message`.
+async fn admin_refused(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+    code: u64,
+    message: &str,
+) {
+    let (s, body) = app.admin(method, path, body).await;
+    assert_eq!(
+        (s, error_of(&body).0),
+        (StatusCode::BAD_REQUEST, code),
+        "{body}"
+    );
+    assert_eq!(message_of(&body), message);
+}
+
+/// As the admin: deleting `path` is refused (400/21) with exactly `message`.
+async fn cannot_delete(app: &TestApp, path: &str, message: &str) {
+    admin_refused(app, Method::DELETE, path, None, 21, message).await;
+}
+
 #[tokio::test]
 async fn tenants_and_groups_have_the_documented_shapes() {
     let app = TestApp::start().await;
@@ -201,15 +231,15 @@ async fn tenants_and_groups_have_the_documented_shapes() {
             "{missing}"
         );
     }
-    let (s, body) = app
-        .admin(
-            Method::POST,
-            &groups_path("Nope"),
-            Some(json!({"groupId": "G"})),
-        )
-        .await;
-    assert_eq!((s, error_of(&body).0), (StatusCode::BAD_REQUEST, 18));
-    assert_eq!(message_of(&body), "Tenant 'Nope' does not exist.");
+    admin_refused(
+        &app,
+        Method::POST,
+        &groups_path("Nope"),
+        Some(json!({"groupId": "G"})),
+        18,
+        "Tenant 'Nope' does not exist.",
+    )
+    .await;
     for (method, path, body) in [
         (Method::DELETE, group_path("ApioSpTest", "Nope"), None),
         (Method::DELETE, tenant_path("Nope"), None),
@@ -247,8 +277,7 @@ async fn tenants_and_groups_have_the_documented_shapes() {
 #[tokio::test]
 async fn bad_bodies_and_ids_are_refused_naming_the_field_and_change_nothing() {
     let app = TestApp::start().await;
-    add_tenant(&app, "T").await;
-    add_group(&app, "T", "G").await;
+    add_tenant_with_groups(&app, "T", &["G"]).await;
     add_platform(&app, "A").await;
 
     let cases = [
@@ -427,9 +456,7 @@ async fn a_platform_in_use_is_not_deleted_until_its_groups_are_cleared() {
     let app = TestApp::start().await;
     add_platform(&app, "Default").await;
     add_platform(&app, "B").await;
-    add_tenant(&app, "T").await;
-    add_group(&app, "T", "G1").await;
-    add_group(&app, "T", "G2").await;
+    add_tenant_with_groups(&app, "T", &["G1", "G2"]).await;
     let admin = app.token.clone();
     assign(&app, &admin, "T", "G1", Some("B")).await;
     assign(&app, &admin, "T", "G2", Some("B")).await;
@@ -457,16 +484,14 @@ async fn a_platform_in_use_is_not_deleted_until_its_groups_are_cleared() {
 #[tokio::test]
 async fn tenants_and_groups_with_groups_or_users_are_not_deleted() {
     let app = TestApp::start().await;
-    add_tenant(&app, "T").await;
-    add_group(&app, "T", "G1").await;
-    add_group(&app, "T", "G2").await;
+    add_tenant_with_groups(&app, "T", &["G1", "G2"]).await;
 
-    let (s, body) = app.admin(Method::DELETE, &tenant_path("T"), None).await;
-    assert_eq!((s, error_of(&body).0), (StatusCode::BAD_REQUEST, 21));
-    assert_eq!(
-        message_of(&body),
-        "Tenant 'T' cannot be deleted: it has 2 groups."
-    );
+    cannot_delete(
+        &app,
+        &tenant_path("T"),
+        "Tenant 'T' cannot be deleted: it has 2 groups.",
+    )
+    .await;
 
     // Users must name a tenant and group that exist.
     for (t, g, field) in [("Nope", None, "tenantId"), ("T", Some("Nope"), "groupId")] {
@@ -488,14 +513,12 @@ async fn tenants_and_groups_with_groups_or_users_are_not_deleted() {
 
     user(&app, "ga", 8, Some("T"), Some("G1")).await;
     user(&app, "ta", 12, Some("T"), None).await;
-    let (s, body) = app
-        .admin(Method::DELETE, &group_path("T", "G1"), None)
-        .await;
-    assert_eq!((s, error_of(&body).0), (StatusCode::BAD_REQUEST, 21));
-    assert_eq!(
-        message_of(&body),
-        "Group 'G1' cannot be deleted: it has 1 user."
-    );
+    cannot_delete(
+        &app,
+        &group_path("T", "G1"),
+        "Group 'G1' cannot be deleted: it has 1 user.",
+    )
+    .await;
 
     app.admin(Method::DELETE, "/api/v1/local/users/ga/", None)
         .await;
@@ -503,12 +526,12 @@ async fn tenants_and_groups_with_groups_or_users_are_not_deleted() {
         let (s, body) = app.admin(Method::DELETE, &group_path("T", g), None).await;
         assert_eq!(s, StatusCode::OK, "{body}");
     }
-    let (s, body) = app.admin(Method::DELETE, &tenant_path("T"), None).await;
-    assert_eq!((s, error_of(&body).0), (StatusCode::BAD_REQUEST, 21));
-    assert_eq!(
-        message_of(&body),
-        "Tenant 'T' cannot be deleted: it has 1 user."
-    );
+    cannot_delete(
+        &app,
+        &tenant_path("T"),
+        "Tenant 'T' cannot be deleted: it has 1 user.",
+    )
+    .await;
     app.admin(Method::DELETE, "/api/v1/local/users/ta/", None)
         .await;
     let (s, body) = app.admin(Method::DELETE, &tenant_path("T"), None).await;
@@ -707,9 +730,7 @@ async fn concurrent_assignments_and_platform_delete_stay_consistent() {
 async fn assignments_and_usage_survive_a_restart() {
     let app = TestApp::start().await;
     add_platform(&app, "Call Rec Platform 1").await;
-    add_tenant(&app, "Apio Sp").await;
-    add_group(&app, "Apio Sp", "Grp 1").await;
-    add_group(&app, "Apio Sp", "Grp 2").await;
+    add_tenant_with_groups(&app, "Apio Sp", &["Grp 1", "Grp 2"]).await;
     let admin = app.token.clone();
     assign(
         &app,
