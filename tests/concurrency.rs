@@ -103,10 +103,7 @@ fn check_list(list: &Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sixty_four_clients_keep_the_invariants() {
-    let seed: u64 = std::env::var("CALLREC_CONCURRENCY_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| rand::thread_rng().r#gen());
+    let seed = common::seed_from_env("CALLREC_CONCURRENCY_SEED");
     eprintln!("concurrency: seed {seed}");
     let app = Arc::new(TestApp::start().await);
     let requests = Arc::new(AtomicUsize::new(0));

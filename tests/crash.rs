@@ -477,14 +477,8 @@ async fn verify(api: &Api, tracked: &mut Tracked, round: usize, seed: u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill_9_at_random_moments_loses_no_acknowledged_change() {
-    let seed: u64 = std::env::var("CALLREC_CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| rand::thread_rng().r#gen());
-    let rounds: usize = std::env::var("CALLREC_CRASH_ROUNDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(24);
+    let seed = common::seed_from_env("CALLREC_CRASH_SEED");
+    let rounds: usize = common::from_env("CALLREC_CRASH_ROUNDS", 24);
     eprintln!("crash test: seed {seed}, {rounds} rounds (CALLREC_CRASH_SEED={seed} replays)");
     let mut rng = StdRng::seed_from_u64(seed);
     let data = tempfile::tempdir().expect("temp dir");

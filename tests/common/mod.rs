@@ -271,6 +271,20 @@ pub async fn metrics_at(http: &reqwest::Client, base: &str) -> (StatusCode, Stri
     (response.status(), response.text().await.expect("text"))
 }
 
+/// The number in the environment variable `name`, or `default` when it is unset or not one.
+pub fn from_env<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The seed in the environment variable `name` (to replay a run), or a fresh random one.
+pub fn seed_from_env(name: &str) -> u64 {
+    use rand::Rng;
+    from_env(name, rand::thread_rng().r#gen())
+}
+
 /// The served OpenAPI document.
 pub async fn openapi(app: &TestApp) -> Value {
     let (status, doc) = app
