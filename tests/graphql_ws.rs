@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::graphql::*;
+use common::callers::must;
 use common::ws::*;
 use common::*;
 use futures_util::{SinkExt, StreamExt};
@@ -18,41 +18,32 @@ async fn rest_and_graphql_changes_arrive_in_commit_order() {
 
     // REST add; GraphQL add; GraphQL modify with a new default; REST properties; GraphQL
     // delete; REST modify.
-    let (status, _) = app
-        .admin(Method::POST, &platforms_path(), Some(platform("A")))
-        .await;
-    assert_eq!(status, StatusCode::OK);
-    app.gql_ok(
-        "mutation($i: AddCallRecordingPlatformInput!) { addCallRecordingPlatform(input: $i) { name } }",
-        json!({"i": platform_input("B")}),
-    )
-    .await;
+    must(&app, Method::POST, &platforms_path(), platform("A")).await;
+    app.gql_add_platform("B").await;
     app.gql_ok(
         "mutation { modifyCallRecordingPlatform(name: \"B\", input: {makeDefault: true, port: null}) { name } }",
         json!({}),
     )
     .await;
-    let (status, _) = app
-        .admin(
-            Method::PUT,
-            &format!("{CALL_RECORDING}/properties/"),
-            Some(json!({"refreshPeriodSeconds": 120})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
+    must(
+        &app,
+        Method::PUT,
+        &format!("{CALL_RECORDING}/properties/"),
+        json!({"refreshPeriodSeconds": 120}),
+    )
+    .await;
     app.gql_ok(
         "mutation { deleteCallRecordingPlatform(name: \"A\") { name } }",
         json!({}),
     )
     .await;
-    let (status, _) = app
-        .admin(
-            Method::PUT,
-            &platform_path("B"),
-            Some(json!({"description": ""})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
+    must(
+        &app,
+        Method::PUT,
+        &platform_path("B"),
+        json!({"description": ""}),
+    )
+    .await;
 
     let expected = [
         json!({"__typename": "CallRecordingPlatformAdded", "platform": {"name": "A", "port": 222, "isDefault": true}}),
@@ -214,11 +205,7 @@ async fn an_oversized_message_ends_the_connection() {
 #[tokio::test]
 async fn group_assignments_from_rest_and_graphql_arrive() {
     let app = TestApp::start().await;
-    app.gql_ok(
-        "mutation($i: AddCallRecordingPlatformInput!) { addCallRecordingPlatform(input: $i) { name } }",
-        json!({"i": platform_input("A")}),
-    )
-    .await;
+    app.gql_add_platform("A").await;
     app.gql_ok(
         "mutation { addTenant(tenantId: \"t1\") { tenantId } addGroup(tenantId: \"t1\", groupId: \"g1\") { groupId } }",
         json!({}),
@@ -226,14 +213,13 @@ async fn group_assignments_from_rest_and_graphql_arrive() {
     .await;
     let mut client = subscribed(&app).await;
 
-    let (status, _) = app
-        .admin(
-            Method::PUT,
-            "/api/v1/tenants/t1/groups/g1/services/call_recording/",
-            Some(json!({"name": "A"})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
+    must(
+        &app,
+        Method::PUT,
+        "/api/v1/tenants/t1/groups/g1/services/call_recording/",
+        json!({"name": "A"}),
+    )
+    .await;
     app.gql_ok(
         "mutation { setGroupCallRecordingPlatform(tenantId: \"t1\", groupId: \"g1\", name: null) { groupId } }",
         json!({}),

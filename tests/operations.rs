@@ -180,15 +180,26 @@ async fn health_and_readiness_need_no_token() {
     );
 }
 
-fn counter(metrics: &str, route: &str, method: &str, status: &str) -> u64 {
-    let prefix = format!(
-        "callrec_http_requests_total{{route=\"{route}\",method=\"{method}\",status=\"{status}\"}} "
-    );
+/// The value of `series` (a name with its labels) in a `/metrics` text; 0 when absent.
+fn sample<T: std::str::FromStr + Default>(metrics: &str, series: &str) -> T
+where
+    T::Err: std::fmt::Debug,
+{
+    let prefix = format!("{series} ");
     metrics
         .lines()
         .find_map(|l| l.strip_prefix(&prefix))
         .map(|v| v.trim().parse().unwrap())
-        .unwrap_or(0)
+        .unwrap_or_default()
+}
+
+fn counter(metrics: &str, route: &str, method: &str, status: &str) -> u64 {
+    sample(
+        metrics,
+        &format!(
+            "callrec_http_requests_total{{route=\"{route}\",method=\"{method}\",status=\"{status}\"}}"
+        ),
+    )
 }
 
 async fn metrics_text(
@@ -442,22 +453,16 @@ async fn sigterm_finishes_requests_in_flight_and_loses_nothing() {
 }
 
 fn graphql_operations(metrics: &str, operation: &str, outcome: &str) -> u64 {
-    let prefix = format!(
-        "callrec_graphql_operations_total{{operation=\"{operation}\",outcome=\"{outcome}\"}} "
-    );
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .map(|v| v.trim().parse().unwrap())
-        .unwrap_or(0)
+    sample(
+        metrics,
+        &format!(
+            "callrec_graphql_operations_total{{operation=\"{operation}\",outcome=\"{outcome}\"}}"
+        ),
+    )
 }
 
 fn subscriptions_active(metrics: &str) -> f64 {
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("callrec_graphql_subscriptions_active "))
-        .map(|v| v.trim().parse().unwrap())
-        .unwrap_or(0.0)
+    sample(metrics, "callrec_graphql_subscriptions_active")
 }
 
 #[tokio::test]
