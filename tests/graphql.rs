@@ -240,12 +240,16 @@ async fn delete_rules() {
     app.stop().await;
 }
 
+/// The properties as GraphQL reads them.
+async fn properties(app: &TestApp) -> Value {
+    app.gql_ok(PROPERTIES, json!({})).await["callRecordingProperties"].clone()
+}
+
 #[tokio::test]
 async fn properties_are_read_and_modified() {
     let app = TestApp::start().await;
-    let data = app.gql_ok(PROPERTIES, json!({})).await;
     assert_eq!(
-        data["callRecordingProperties"],
+        properties(&app).await,
         json!({"continueCallAfterRecordingFailure": true, "refreshPeriodSeconds": 60,
                "maxConsecutiveFailures": 1, "maxResponseWaitTimeMilliseconds": 3000,
                "continueCallAfterVideoRecordingFailure": true})
@@ -273,9 +277,8 @@ async fn properties_are_read_and_modified() {
         error["extensions"]["field"],
         "maxResponseWaitTimeMilliseconds"
     );
-    let data = app.gql_ok(PROPERTIES, json!({})).await;
     assert_eq!(
-        data["callRecordingProperties"]["maxResponseWaitTimeMilliseconds"],
+        properties(&app).await["maxResponseWaitTimeMilliseconds"],
         50
     );
     app.stop().await;
