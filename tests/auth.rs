@@ -136,69 +136,36 @@ async fn malformed_authorization_headers_are_401() {
     }
 }
 
+/// The status of listing the platforms with `token`.
+async fn platforms_status(app: &TestApp, token: &str) -> StatusCode {
+    app.call(Method::GET, &platforms_path(), Some(token), None)
+        .await
+        .0
+}
+
 #[tokio::test]
 async fn refresh_gives_a_working_access_token_and_logout_ends_it() {
     let app = TestApp::start().await;
-    let (_, body) = login_body(&app, "admin", ADMIN_PASSWORD).await;
-    let (access, refresh) = (
-        body["access_token"].as_str().unwrap().to_owned(),
-        body["refresh_token"].as_str().unwrap().to_owned(),
-    );
-    let (status, fresh) = app
-        .call(
-            Method::GET,
-            "/api/v1/auth/access_token/",
-            Some(&refresh),
-            None,
-        )
-        .await;
+    let (access, refresh) = app.login_tokens("admin", ADMIN_PASSWORD).await;
+    let (status, fresh) = app.refresh(&refresh).await;
     assert_eq!(status, StatusCode::OK);
     let fresh = fresh["access_token"].as_str().unwrap().to_owned();
-    assert_eq!(
-        app.call(Method::GET, &platforms_path(), Some(&fresh), None)
-            .await
-            .0,
-        StatusCode::OK
-    );
+    assert_eq!(platforms_status(&app, &fresh).await, StatusCode::OK);
 
     // An access token is not a refresh token, nor the other way round.
-    let (status, _) = app
-        .call(
-            Method::GET,
-            "/api/v1/auth/access_token/",
-            Some(&access),
-            None,
-        )
-        .await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let (status, _) = app
-        .call(Method::GET, &platforms_path(), Some(&refresh), None)
-        .await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(app.refresh(&access).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        platforms_status(&app, &refresh).await,
+        StatusCode::UNAUTHORIZED
+    );
 
-    let (status, _) = app
-        .call(
-            Method::POST,
-            "/api/v1/logout/",
-            Some(&access),
-            Some(json!({"refresh_token": refresh})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
-    let (status, _) = app
-        .call(
-            Method::GET,
-            "/api/v1/auth/access_token/",
-            Some(&refresh),
-            None,
-        )
-        .await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(app.logout(&access, &refresh).await.0, StatusCode::OK);
+    assert_eq!(app.refresh(&refresh).await.0, StatusCode::UNAUTHORIZED);
     for token in [&access, &fresh] {
-        let (status, _) = app
-            .call(Method::GET, &platforms_path(), Some(token), None)
-            .await;
-        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            platforms_status(&app, token).await,
+            StatusCode::UNAUTHORIZED
+        );
     }
     // Other sessions of the same user go on.
     assert_eq!(app.get(&platforms_path()).await.0, StatusCode::OK);
@@ -208,22 +175,10 @@ async fn refresh_gives_a_working_access_token_and_logout_ends_it() {
 async fn logout_needs_the_callers_own_valid_refresh_token() {
     let app = TestApp::start().await;
     add_user(&app, "other", 16, None, None).await;
-    let (_, other) = login_body(&app, "other", PASSWORD).await;
-    let (status, body) = app
-        .admin(
-            Method::POST,
-            "/api/v1/logout/",
-            Some(json!({"refresh_token": other["refresh_token"]})),
-        )
-        .await;
+    let (_, other) = app.login_tokens("other", PASSWORD).await;
+    let (status, body) = app.logout(&app.token, &other).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
-    let (status, body) = app
-        .admin(
-            Method::POST,
-            "/api/v1/logout/",
-            Some(json!({"refresh_token": "garbage"})),
-        )
-        .await;
+    let (status, body) = app.logout(&app.token, "garbage").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["errors"][0]["details"]["field"], "refresh_token");
 }
@@ -231,26 +186,11 @@ async fn logout_needs_the_callers_own_valid_refresh_token() {
 #[tokio::test]
 async fn tokens_survive_a_restart() {
     let app = TestApp::start().await;
-    let (_, body) = login_body(&app, "admin", ADMIN_PASSWORD).await;
+    let (access, refresh) = app.login_tokens("admin", ADMIN_PASSWORD).await;
     let data = app.stop().await;
     let app = TestApp::start_on(data, &[]).await;
-    let access = body["access_token"].as_str().unwrap();
-    assert_eq!(
-        app.call(Method::GET, &platforms_path(), Some(access), None)
-            .await
-            .0,
-        StatusCode::OK
-    );
-    let refresh = body["refresh_token"].as_str().unwrap();
-    let (status, _) = app
-        .call(
-            Method::GET,
-            "/api/v1/auth/access_token/",
-            Some(refresh),
-            None,
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
+    assert_eq!(platforms_status(&app, &access).await, StatusCode::OK);
+    assert_eq!(app.refresh(&refresh).await.0, StatusCode::OK);
 }
 
 #[tokio::test]

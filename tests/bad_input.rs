@@ -7,6 +7,17 @@ use common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
+/// A server holding platform `name`, and its snapshot.
+async fn with_platform(name: &str) -> (TestApp, (Value, Value)) {
+    let app = TestApp::start().await;
+    let (status, body) = app
+        .admin(Method::POST, &platforms_path(), Some(platform(name)))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let before = snapshot(&app).await;
+    (app, before)
+}
+
 async fn snapshot(app: &TestApp) -> (Value, Value) {
     (
         app.get(&platforms_path()).await.1,
@@ -41,10 +52,7 @@ async fn send_raw(app: &TestApp, method: Method, path: &str, body: Vec<u8>) -> (
 
 #[tokio::test]
 async fn every_invalid_field_of_an_add_is_named() {
-    let app = TestApp::start().await;
-    app.admin(Method::POST, &platforms_path(), Some(platform("Existing")))
-        .await;
-    let before = snapshot(&app).await;
+    let (app, before) = with_platform("Existing").await;
     let cases: Vec<(&str, Value)> = vec![
         ("name", json!("x".repeat(81))),
         ("name", json!("")),
@@ -100,10 +108,7 @@ async fn every_invalid_field_of_an_add_is_named() {
 
 #[tokio::test]
 async fn every_invalid_field_of_a_modify_is_named_and_nothing_changes() {
-    let app = TestApp::start().await;
-    app.admin(Method::POST, &platforms_path(), Some(platform("P")))
-        .await;
-    let before = snapshot(&app).await;
+    let (app, before) = with_platform("P").await;
     for (field, value) in [
         ("default", json!("yes")),
         ("netAddress", json!("")),
@@ -127,10 +132,7 @@ async fn every_invalid_field_of_a_modify_is_named_and_nothing_changes() {
 
 #[tokio::test]
 async fn malformed_bodies_are_400_with_the_error_body() {
-    let app = TestApp::start().await;
-    app.admin(Method::POST, &platforms_path(), Some(platform("P")))
-        .await;
-    let before = snapshot(&app).await;
+    let (app, before) = with_platform("P").await;
     let bodies: Vec<&[u8]> = vec![
         b"",
         b"   ",

@@ -5,14 +5,12 @@
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{
-    CALL_RECORDING, TestApp, encode, platform, platform_path, platforms_path, usage_groups,
-};
+use common::{CALL_RECORDING, TestApp, check_assignments, platform, platform_path, platforms_path};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use reqwest::{Method, StatusCode};
@@ -105,10 +103,7 @@ fn check_list(list: &Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sixty_four_clients_keep_the_invariants() {
-    let seed: u64 = std::env::var("CALLREC_CONCURRENCY_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| rand::thread_rng().r#gen());
+    let seed = common::seed_from_env("CALLREC_CONCURRENCY_SEED");
     eprintln!("concurrency: seed {seed}");
     let app = Arc::new(TestApp::start().await);
     let requests = Arc::new(AtomicUsize::new(0));
@@ -172,40 +167,12 @@ async fn sixty_four_clients_keep_the_invariants() {
         defaults += usize::from(one["default"] == json!(true));
     }
     assert_eq!(defaults, usize::from(!names.is_empty()), "{list}");
-    let mut assigned: BTreeMap<String, BTreeSet<(String, String)>> = BTreeMap::new();
-    let (_, tenants) = app.get("/api/v1/tenants/").await;
-    for t in tenants["tenants"].as_array().expect("tenants") {
-        let t = t["tenantId"].as_str().expect("id").to_owned();
-        let (_, groups) = app
-            .get(&format!("/api/v1/tenants/{}/groups/", encode(&t)))
-            .await;
-        for g in groups["groups"].as_array().expect("groups") {
-            let g = g["groupId"].as_str().expect("id").to_owned();
-            let (_, a) = app
-                .get(&format!(
-                    "/api/v1/tenants/{}/groups/{}/services/call_recording/",
-                    encode(&t),
-                    encode(&g)
-                ))
-                .await;
-            if let Some(p) = a["name"].as_str() {
-                assert!(names.contains(p), "{t}/{g} uses missing platform {p}");
-                assigned
-                    .entry(p.to_owned())
-                    .or_default()
-                    .insert((t.clone(), g.clone()));
-            }
-        }
-    }
-    for name in &names {
-        let (_, usage) = app.get(&format!("{}usage/", platform_path(name))).await;
-        let listed = usage_groups(&usage);
-        assert_eq!(
-            listed,
-            assigned.remove(name).unwrap_or_default(),
-            "usage of {name}"
-        );
-    }
+    check_assignments(
+        async |path: &str| app.get(path).await.1,
+        &names,
+        "after the concurrent run",
+    )
+    .await;
     let total = requests.load(Ordering::Relaxed);
     eprintln!(
         "concurrency: {CLIENTS} clients, {total} requests in {} s ({} succeeded), no 5xx, invariants hold",

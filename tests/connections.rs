@@ -8,13 +8,9 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::TestApp;
-use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
 
 /// Generous: the machine is shared; the timeouts under test are 1 s.
 const CLOSED_WITHIN: Duration = Duration::from_secs(15);
@@ -142,45 +138,14 @@ async fn an_idle_keep_alive_connection_is_closed_and_a_busy_one_is_not() {
     assert!(bytes.is_empty(), "{bytes:?}");
 }
 
-type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
-
-async fn next_json(ws: &mut Socket) -> Value {
-    loop {
-        let message = tokio::time::timeout(CLOSED_WITHIN, ws.next())
-            .await
-            .expect("a message in time")
-            .expect("open")
-            .expect("readable");
-        if let Message::Text(text) = message {
-            return serde_json::from_str(&text).expect("JSON");
-        }
-    }
-}
-
 #[tokio::test]
 async fn a_websocket_outlives_the_idle_timeout() {
     let app = TestApp::start_with(&["--header-read-timeout", "1", "--idle-timeout", "1"]).await;
-    let mut request = format!("ws://{}/graphql/ws", app.addr)
-        .into_client_request()
-        .unwrap();
-    request.headers_mut().insert(
-        "Sec-WebSocket-Protocol",
-        HeaderValue::from_static("graphql-transport-ws"),
-    );
-    let (mut ws, _) =
-        tokio::time::timeout(CLOSED_WITHIN, tokio_tungstenite::connect_async(request))
-            .await
-            .expect("connected in time")
-            .expect("connected");
-    let init = json!({"type": "connection_init", "payload": {"Authorization": format!("Bearer {}", app.token)}});
-    ws.send(Message::text(init.to_string())).await.unwrap();
-    assert_eq!(next_json(&mut ws).await["type"], "connection_ack");
+    let mut ws = common::ws::accepted(&app, &app.token).await;
     // Three idle timeouts later the socket still works.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    ws.send(Message::text(json!({"type": "ping"}).to_string()))
-        .await
-        .unwrap();
-    assert_eq!(next_json(&mut ws).await["type"], "pong");
+    ws.send(json!({"type": "ping"})).await;
+    assert_eq!(ws.json().await["type"], "pong");
 }
 
 #[tokio::test]

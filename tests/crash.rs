@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use common::process::Process;
-use common::{encode, platform_path, platforms_path, usage_groups};
+use common::{check_assignments, encode, platform_path, platforms_path};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use reqwest::Method;
@@ -439,44 +439,12 @@ async fn verify(api: &Api, tracked: &mut Tracked, round: usize, seed: u64) {
     }
 
     // Tenants, groups, assignments, usage.
-    let mut assigned: BTreeMap<String, BTreeSet<(String, String)>> = BTreeMap::new();
-    let tenants = api.get("/api/v1/tenants/").await;
-    for t in tenants["tenants"].as_array().expect("tenants") {
-        let t = t["tenantId"].as_str().expect("tenantId").to_owned();
+    let tenancy = check_assignments(async |path: &str| api.get(path).await, &names, &ctx).await;
+    for (t, groups) in tenancy {
         actual.insert(format!("tenant:{t}"), json!(true));
-        let groups = api
-            .get(&format!("/api/v1/tenants/{}/groups/", encode(&t)))
-            .await;
-        for g in groups["groups"].as_array().expect("groups") {
-            let g = g["groupId"].as_str().expect("groupId").to_owned();
-            let a = api
-                .get(&format!(
-                    "/api/v1/tenants/{}/groups/{}/services/call_recording/",
-                    encode(&t),
-                    encode(&g)
-                ))
-                .await;
-            if let Some(p) = a["name"].as_str() {
-                assert!(
-                    names.contains(p),
-                    "{ctx}: {t}/{g} assigned to missing platform {p}"
-                );
-                assigned
-                    .entry(p.to_owned())
-                    .or_default()
-                    .insert((t.clone(), g.clone()));
-            }
+        for (g, a) in groups {
             actual.insert(format!("group:{t}/{g}"), a);
         }
-    }
-    for name in &names {
-        let usage = api.get(&format!("{}usage/", platform_path(name))).await;
-        let listed = usage_groups(&usage);
-        assert_eq!(
-            listed,
-            assigned.remove(name).unwrap_or_default(),
-            "{ctx}: usage of {name} differs from the groups assigned to it"
-        );
     }
 
     // Every tracked key holds an allowed value; nothing exists that no client made.
@@ -509,14 +477,8 @@ async fn verify(api: &Api, tracked: &mut Tracked, round: usize, seed: u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill_9_at_random_moments_loses_no_acknowledged_change() {
-    let seed: u64 = std::env::var("CALLREC_CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| rand::thread_rng().r#gen());
-    let rounds: usize = std::env::var("CALLREC_CRASH_ROUNDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(24);
+    let seed = common::seed_from_env("CALLREC_CRASH_SEED");
+    let rounds: usize = common::from_env("CALLREC_CRASH_ROUNDS", 24);
     eprintln!("crash test: seed {seed}, {rounds} rounds (CALLREC_CRASH_SEED={seed} replays)");
     let mut rng = StdRng::seed_from_u64(seed);
     let data = tempfile::tempdir().expect("temp dir");

@@ -168,20 +168,13 @@ async fn a_full_disk_answers_503_stops_cleanly_and_loses_nothing_acknowledged() 
     }
     let (status, _) = client.login().await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-    let readyz = client
-        .http
-        .get(p.url("/readyz"))
-        .send()
-        .await
-        .expect("readyz");
-    assert_eq!(readyz.status(), StatusCode::SERVICE_UNAVAILABLE);
-    let healthz = client
-        .http
-        .get(p.url("/healthz"))
-        .send()
-        .await
-        .expect("healthz");
-    assert_eq!(healthz.status(), StatusCode::OK);
+    for (probe, expected) in [
+        ("/readyz", StatusCode::SERVICE_UNAVAILABLE),
+        ("/healthz", StatusCode::OK),
+    ] {
+        let response = client.http.get(p.url(probe)).send().await.expect(probe);
+        assert_eq!(response.status(), expected, "{probe}");
+    }
     let (status, list) = client.get(&platforms_path(), &token).await;
     assert_eq!(status, StatusCode::OK);
     assert!(

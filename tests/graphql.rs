@@ -33,6 +33,18 @@ async fn add(app: &TestApp, name: &str) -> Value {
         .clone()
 }
 
+/// Modifies platform `name` with `input`; the whole answer (data or errors).
+async fn modify(app: &TestApp, name: &str, input: Value) -> Value {
+    app.gql(MODIFY, json!({"name": name, "input": input})).await
+}
+
+/// Modifies platform `name` with `input`, which must succeed; the platform answered.
+async fn modified(app: &TestApp, name: &str, input: Value) -> Value {
+    app.gql_ok(MODIFY, json!({"name": name, "input": input}))
+        .await["modifyCallRecordingPlatform"]
+        .clone()
+}
+
 #[tokio::test]
 async fn platforms_are_added_listed_and_read() {
     let app = TestApp::start().await;
@@ -134,41 +146,30 @@ async fn modify_changes_only_given_fields_and_null_removes() {
     add(&app, "A").await;
     add(&app, "B").await;
 
-    let data = app
-        .gql_ok(
-            MODIFY,
-            json!({"name": "B", "input": {"netAddress": "rec.example.com", "mediaStream": "SINGLE",
-                   "transportProtocol": "TCP", "schemaVersion": "V3_0", "supportVideoRecording": true}}),
-        )
-        .await;
+    let b = modified(
+        &app,
+        "B",
+        json!({"netAddress": "rec.example.com", "mediaStream": "SINGLE", "transportProtocol": "TCP",
+               "schemaVersion": "V3_0", "supportVideoRecording": true}),
+    )
+    .await;
     assert_eq!(
-        data["modifyCallRecordingPlatform"],
+        b,
         json!({"name": "B", "netAddress": "rec.example.com", "port": 222, "mediaStream": "SINGLE",
                "transportProtocol": "TCP", "description": "test description",
                "schemaVersion": "V3_0", "supportVideoRecording": true, "isDefault": false})
     );
 
     // null removes the optional fields; the rest stays.
-    let data = app
-        .gql_ok(
-            MODIFY,
-            json!({"name": "B", "input": {"port": null, "description": null}}),
-        )
-        .await;
-    let b = &data["modifyCallRecordingPlatform"];
+    let b = modified(&app, "B", json!({"port": null, "description": null})).await;
     assert_eq!(b["port"], Value::Null);
     assert_eq!(b["description"], Value::Null);
     assert_eq!(b["netAddress"], "rec.example.com");
 
     // Left out: unchanged (still removed), and set again.
-    let data = app
-        .gql_ok(MODIFY, json!({"name": "B", "input": {"port": 5060}}))
-        .await;
-    assert_eq!(data["modifyCallRecordingPlatform"]["port"], 5060);
-    assert_eq!(
-        data["modifyCallRecordingPlatform"]["description"],
-        Value::Null
-    );
+    let b = modified(&app, "B", json!({"port": 5060})).await;
+    assert_eq!(b["port"], 5060);
+    assert_eq!(b["description"], Value::Null);
 
     // The stored platform is what the mutation answered.
     let data = app.gql_ok(ONE, json!({"name": "B"})).await;
@@ -183,10 +184,8 @@ async fn make_default_moves_the_default_and_the_default_cannot_be_unset() {
     add(&app, "A").await;
     add(&app, "B").await;
 
-    let data = app
-        .gql_ok(MODIFY, json!({"name": "B", "input": {"makeDefault": true}}))
-        .await;
-    assert_eq!(data["modifyCallRecordingPlatform"]["isDefault"], true);
+    let b = modified(&app, "B", json!({"makeDefault": true})).await;
+    assert_eq!(b["isDefault"], true);
     let data = app.gql_ok(LIST, json!({})).await;
     assert_eq!(
         data["callRecordingPlatforms"],
@@ -195,36 +194,19 @@ async fn make_default_moves_the_default_and_the_default_cannot_be_unset() {
     );
 
     // 18: the default cannot be unset.
-    let body = app
-        .gql(
-            MODIFY,
-            json!({"name": "B", "input": {"makeDefault": false}}),
-        )
-        .await;
+    let body = modify(&app, "B", json!({"makeDefault": false})).await;
     assert_error(&body, "INVALID_OPERATION", Some(18));
     // false on another platform changes nothing.
-    let data = app
-        .gql_ok(
-            MODIFY,
-            json!({"name": "A", "input": {"makeDefault": false}}),
-        )
-        .await;
-    assert_eq!(data["modifyCallRecordingPlatform"]["isDefault"], false);
+    let a = modified(&app, "A", json!({"makeDefault": false})).await;
+    assert_eq!(a["isDefault"], false);
 
     // 18: modify a missing platform.
-    let body = app
-        .gql(MODIFY, json!({"name": "nope", "input": {"port": 1}}))
-        .await;
+    let body = modify(&app, "nope", json!({"port": 1})).await;
     let error = assert_error(&body, "INVALID_OPERATION", Some(18));
     assert_eq!(error["message"], "Call Recording platform does not exist.");
 
     // A refused value names its field and changes nothing.
-    let body = app
-        .gql(
-            MODIFY,
-            json!({"name": "A", "input": {"port": 0, "description": ""}}),
-        )
-        .await;
+    let body = modify(&app, "A", json!({"port": 0, "description": ""})).await;
     let error = assert_error(&body, "INVALID_VALUE", Some(100));
     assert_eq!(error["extensions"]["field"], "port");
     let data = app.gql_ok(ONE, json!({"name": "A"})).await;
@@ -258,12 +240,16 @@ async fn delete_rules() {
     app.stop().await;
 }
 
+/// The properties as GraphQL reads them.
+async fn properties(app: &TestApp) -> Value {
+    app.gql_ok(PROPERTIES, json!({})).await["callRecordingProperties"].clone()
+}
+
 #[tokio::test]
 async fn properties_are_read_and_modified() {
     let app = TestApp::start().await;
-    let data = app.gql_ok(PROPERTIES, json!({})).await;
     assert_eq!(
-        data["callRecordingProperties"],
+        properties(&app).await,
         json!({"continueCallAfterRecordingFailure": true, "refreshPeriodSeconds": 60,
                "maxConsecutiveFailures": 1, "maxResponseWaitTimeMilliseconds": 3000,
                "continueCallAfterVideoRecordingFailure": true})
@@ -291,9 +277,8 @@ async fn properties_are_read_and_modified() {
         error["extensions"]["field"],
         "maxResponseWaitTimeMilliseconds"
     );
-    let data = app.gql_ok(PROPERTIES, json!({})).await;
     assert_eq!(
-        data["callRecordingProperties"]["maxResponseWaitTimeMilliseconds"],
+        properties(&app).await["maxResponseWaitTimeMilliseconds"],
         50
     );
     app.stop().await;

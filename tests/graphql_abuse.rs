@@ -84,14 +84,7 @@ impl Client {
     }
 
     async fn metrics(&self) -> String {
-        self.http
-            .get(format!("{}/metrics", self.base))
-            .send()
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("text")
+        common::metrics_at(&self.http, &self.base).await.1
     }
 }
 

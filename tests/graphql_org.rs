@@ -34,12 +34,12 @@ async fn add_group(app: &TestApp, tenant: &str, group: &str) {
     );
 }
 
-async fn add_platform(app: &TestApp, name: &str) {
-    app.gql_ok(
-        "mutation($i: AddCallRecordingPlatformInput!) { addCallRecordingPlatform(input: $i) { name } }",
-        json!({"i": platform_input(name)}),
-    )
-    .await;
+/// A server holding tenant t1 with group g1.
+async fn with_group_t1_g1() -> TestApp {
+    let app = TestApp::start().await;
+    add_tenant(&app, "t1").await;
+    add_group(&app, "t1", "g1").await;
+    app
 }
 
 const SET: &str = "mutation($t: String!, $g: String!, $n: String) {
@@ -137,9 +137,7 @@ async fn tenants_and_groups_are_added_listed_and_deleted() {
 
 #[tokio::test]
 async fn refusals_carry_the_rest_codes() {
-    let app = TestApp::start().await;
-    add_tenant(&app, "t1").await;
-    add_group(&app, "t1", "g1").await;
+    let app = with_group_t1_g1().await;
 
     let cases: [(&str, &str, u64); 9] = [
         (
@@ -218,11 +216,9 @@ async fn refusals_carry_the_rest_codes() {
 
 #[tokio::test]
 async fn assignment_is_shown_on_the_group_and_in_usage() {
-    let app = TestApp::start().await;
-    add_tenant(&app, "t1").await;
-    add_group(&app, "t1", "g1").await;
-    add_platform(&app, "A").await;
-    add_platform(&app, "B").await;
+    let app = with_group_t1_g1().await;
+    app.gql_add_platform("A").await;
+    app.gql_add_platform("B").await;
     let token = app.token.clone();
 
     let body = set(&app, &token, "t1", "g1", json!("A")).await;
@@ -280,7 +276,7 @@ async fn assignment_is_shown_on_the_group_and_in_usage() {
 #[tokio::test]
 async fn each_level_acts_only_within_its_scope() {
     let app = TestApp::start().await;
-    add_platform(&app, "A").await;
+    app.gql_add_platform("A").await;
     let tenant_admin = app.user_token("tadmin", 12, Some("t1"), None).await;
     let group_admin = app.user_token("gadmin", 8, Some("t1"), Some("g1")).await;
     let other_group_admin = app.user_token("gadmin2", 8, Some("t1"), Some("g2")).await;
@@ -298,42 +294,32 @@ async fn each_level_acts_only_within_its_scope() {
         "{ group(tenantId: \"t1\", groupId: \"g1\") { tenantId groupId callRecordingPlatform } }";
 
     // A Tenant Admin: its own tenant and its groups, nothing else.
-    let body = app
-        .gql_as(Some(&tenant_admin), tenant_of_t1, json!({}))
-        .await;
+    let as_tenant_admin =
+        async |query: &str| app.gql_as(Some(&tenant_admin), query, json!({})).await;
+    let body = as_tenant_admin(tenant_of_t1).await;
     assert_eq!(
         body["data"]["tenant"],
         json!({"tenantId": "t1", "groups": [{"groupId": "g1"}, {"groupId": "g2"}]}),
         "{body}"
     );
-    let body = app
-        .gql_as(Some(&tenant_admin), groups_of_t1, json!({}))
-        .await;
+    let body = as_tenant_admin(groups_of_t1).await;
     assert_eq!(
         body["data"]["groups"].as_array().unwrap().len(),
         2,
         "{body}"
     );
-    let body = app
-        .gql_as(
-            Some(&tenant_admin),
-            "mutation { addGroup(tenantId: \"t1\", groupId: \"g3\") { groupId } }",
-            json!({}),
-        )
-        .await;
+    let body =
+        as_tenant_admin("mutation { addGroup(tenantId: \"t1\", groupId: \"g3\") { groupId } }")
+            .await;
     assert_eq!(body["data"]["addGroup"]["groupId"], "g3", "{body}");
     let body = set(&app, &tenant_admin, "t1", "g3", json!("A")).await;
     assert_eq!(
         body["data"]["setGroupCallRecordingPlatform"]["callRecordingPlatform"], "A",
         "{body}"
     );
-    let body = app
-        .gql_as(
-            Some(&tenant_admin),
-            "mutation { deleteGroup(tenantId: \"t1\", groupId: \"g3\") { groupId } }",
-            json!({}),
-        )
-        .await;
+    let body =
+        as_tenant_admin("mutation { deleteGroup(tenantId: \"t1\", groupId: \"g3\") { groupId } }")
+            .await;
     assert_eq!(body["data"]["deleteGroup"]["groupId"], "g3", "{body}");
     for query in [
         "{ tenants { tenantId } }",
@@ -345,7 +331,7 @@ async fn each_level_acts_only_within_its_scope() {
         "mutation { addGroup(tenantId: \"t2\", groupId: \"g9\") { groupId } }",
         "mutation { deleteGroup(tenantId: \"t2\", groupId: \"g1\") { groupId } }",
     ] {
-        forbidden(app.gql_as(Some(&tenant_admin), query, json!({})).await);
+        forbidden(as_tenant_admin(query).await);
     }
     forbidden(set(&app, &tenant_admin, "t2", "g1", json!("A")).await);
 

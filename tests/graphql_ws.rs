@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::graphql::*;
+use common::callers::must;
 use common::ws::*;
 use common::*;
 use futures_util::{SinkExt, StreamExt};
@@ -18,41 +18,32 @@ async fn rest_and_graphql_changes_arrive_in_commit_order() {
 
     // REST add; GraphQL add; GraphQL modify with a new default; REST properties; GraphQL
     // delete; REST modify.
-    let (status, _) = app
-        .admin(Method::POST, &platforms_path(), Some(platform("A")))
-        .await;
-    assert_eq!(status, StatusCode::OK);
-    app.gql_ok(
-        "mutation($i: AddCallRecordingPlatformInput!) { addCallRecordingPlatform(input: $i) { name } }",
-        json!({"i": platform_input("B")}),
-    )
-    .await;
+    must(&app, Method::POST, &platforms_path(), platform("A")).await;
+    app.gql_add_platform("B").await;
     app.gql_ok(
         "mutation { modifyCallRecordingPlatform(name: \"B\", input: {makeDefault: true, port: null}) { name } }",
         json!({}),
     )
     .await;
-    let (status, _) = app
-        .admin(
-            Method::PUT,
-            &format!("{CALL_RECORDING}/properties/"),
-            Some(json!({"refreshPeriodSeconds": 120})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
+    must(
+        &app,
+        Method::PUT,
+        &format!("{CALL_RECORDING}/properties/"),
+        json!({"refreshPeriodSeconds": 120}),
+    )
+    .await;
     app.gql_ok(
         "mutation { deleteCallRecordingPlatform(name: \"A\") { name } }",
         json!({}),
     )
     .await;
-    let (status, _) = app
-        .admin(
-            Method::PUT,
-            &platform_path("B"),
-            Some(json!({"description": ""})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
+    must(
+        &app,
+        Method::PUT,
+        &platform_path("B"),
+        json!({"description": ""}),
+    )
+    .await;
 
     let expected = [
         json!({"__typename": "CallRecordingPlatformAdded", "platform": {"name": "A", "port": 222, "isDefault": true}}),
@@ -170,20 +161,9 @@ async fn a_connection_without_valid_credentials_is_refused() {
 async fn a_group_admin_may_not_subscribe() {
     let app = TestApp::start().await;
     let token = app.group_admin_token().await;
-    let mut client = Client::connect(&app, "graphql-transport-ws", None).await;
-    match client
-        .init(json!({"Authorization": format!("Bearer {token}")}))
-        .await
-    {
-        Received::Json(ack) => assert_eq!(ack["type"], "connection_ack"),
-        other => panic!("connection_ack expected, got {other:?}"),
-    }
-    client
-        .send(json!({"id": "1", "type": "subscribe", "payload": {"query": EVENTS}}))
-        .await;
-    let payload = client.next_payload("1").await;
-    assert_error(&payload, "FORBIDDEN", Some(103));
-    assert_eq!(client.json().await, json!({"type": "complete", "id": "1"}));
+    let mut client = accepted(&app, &token).await;
+    client.request_events("1").await;
+    client.fails("1", "FORBIDDEN", Some(103)).await;
     app.stop().await;
 }
 
@@ -191,29 +171,14 @@ async fn a_group_admin_may_not_subscribe() {
 async fn the_stream_ends_when_the_subscriber_loses_its_session() {
     let app = TestApp::start().await;
     let token = app.user_token("watcher", 16, None, None).await;
-    let mut client = Client::connect(&app, "graphql-transport-ws", None).await;
-    match client
-        .init(json!({"Authorization": format!("Bearer {token}")}))
-        .await
-    {
-        Received::Json(ack) => assert_eq!(ack["type"], "connection_ack"),
-        other => panic!("connection_ack expected, got {other:?}"),
-    }
-    client
-        .send(json!({"id": "1", "type": "subscribe", "payload": {"query": EVENTS}}))
-        .await;
-    assert_eq!(
-        client.event("1").await["__typename"],
-        "CallRecordingSubscriptionStarted"
-    );
+    let mut client = accepted(&app, &token).await;
+    client.subscribe_events("1").await;
     // The deletion is the only commit: the stream ends without waiting for another event.
     let (status, _) = app
         .admin(Method::DELETE, "/api/v1/local/users/watcher/", None)
         .await;
     assert_eq!(status, StatusCode::OK);
-    let payload = client.next_payload("1").await;
-    assert_error(&payload, "UNAUTHENTICATED", Some(102));
-    assert_eq!(client.json().await, json!({"type": "complete", "id": "1"}));
+    client.fails("1", "UNAUTHENTICATED", Some(102)).await;
     app.stop().await;
 }
 
@@ -240,11 +205,7 @@ async fn an_oversized_message_ends_the_connection() {
 #[tokio::test]
 async fn group_assignments_from_rest_and_graphql_arrive() {
     let app = TestApp::start().await;
-    app.gql_ok(
-        "mutation($i: AddCallRecordingPlatformInput!) { addCallRecordingPlatform(input: $i) { name } }",
-        json!({"i": platform_input("A")}),
-    )
-    .await;
+    app.gql_add_platform("A").await;
     app.gql_ok(
         "mutation { addTenant(tenantId: \"t1\") { tenantId } addGroup(tenantId: \"t1\", groupId: \"g1\") { groupId } }",
         json!({}),
@@ -252,14 +213,13 @@ async fn group_assignments_from_rest_and_graphql_arrive() {
     .await;
     let mut client = subscribed(&app).await;
 
-    let (status, _) = app
-        .admin(
-            Method::PUT,
-            "/api/v1/tenants/t1/groups/g1/services/call_recording/",
-            Some(json!({"name": "A"})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
+    must(
+        &app,
+        Method::PUT,
+        "/api/v1/tenants/t1/groups/g1/services/call_recording/",
+        json!({"name": "A"}),
+    )
+    .await;
     app.gql_ok(
         "mutation { setGroupCallRecordingPlatform(tenantId: \"t1\", groupId: \"g1\", name: null) { groupId } }",
         json!({}),
@@ -376,26 +336,12 @@ async fn a_connection_not_initialised_in_time_is_closed_with_4408() {
 async fn watcher(app: &TestApp, username: &str) -> (String, String) {
     app.add_user(username, "watcher-password", 16, None, None)
         .await;
-    let (status, login) = app
-        .call(
-            Method::POST,
-            "/api/v1/login/",
-            None,
-            Some(json!({"username": username, "password": "watcher-password"})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{login}");
-    (
-        login["access_token"].as_str().expect("token").to_owned(),
-        login["refresh_token"].as_str().expect("token").to_owned(),
-    )
+    app.login_tokens(username, "watcher-password").await
 }
 
 /// The subscription ends with UNAUTHENTICATED, then `complete`, with no event in between.
 async fn ends_unauthenticated(client: &mut Client) -> String {
-    let payload = client.next_payload("1").await;
-    let error = assert_error(&payload, "UNAUTHENTICATED", Some(102));
-    assert_eq!(client.json().await, json!({"type": "complete", "id": "1"}));
+    let error = client.fails("1", "UNAUTHENTICATED", Some(102)).await;
     error["message"].as_str().unwrap_or_default().to_owned()
 }
 
@@ -405,14 +351,7 @@ async fn a_logout_ends_the_subscription_at_once() {
     let (access, refresh) = watcher(&app, "watcher").await;
     let mut client = accepted(&app, &access).await;
     client.subscribe_events("1").await;
-    let (status, body) = app
-        .call(
-            Method::POST,
-            "/api/v1/logout/",
-            Some(&access),
-            Some(json!({"refresh_token": refresh})),
-        )
-        .await;
+    let (status, body) = app.logout(&access, &refresh).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let message = ends_unauthenticated(&mut client).await;
     assert!(message.contains("session"), "{message}");
@@ -448,6 +387,14 @@ async fn changed(client: &mut Client, n: usize) -> Vec<String> {
     ids
 }
 
+/// Subscribing as `id` is refused with TOO_MANY_SUBSCRIPTIONS, the message naming `cap`
+/// (which cap was reached), then `complete`.
+async fn refused(client: &mut Client, id: &str, cap: &str) {
+    client.request_events(id).await;
+    let error = client.fails(id, "TOO_MANY_SUBSCRIPTIONS", None).await;
+    assert!(error["message"].as_str().unwrap().contains(cap), "{error}");
+}
+
 #[tokio::test]
 async fn subscriptions_are_capped_per_socket_and_in_total() {
     let app = TestApp::start_with(&[
@@ -463,32 +410,14 @@ async fn subscriptions_are_capped_per_socket_and_in_total() {
         first.subscribe_events(id).await;
     }
     // A fourth on the same socket is refused; the socket and its subscriptions go on.
-    first
-        .send(json!({"id": "4", "type": "subscribe", "payload": {"query": EVENTS}}))
-        .await;
-    let payload = first.next_payload("4").await;
-    let error = assert_error(&payload, "TOO_MANY_SUBSCRIPTIONS", None);
-    assert!(
-        error["message"].as_str().unwrap().contains("connection"),
-        "{error}"
-    );
-    assert_eq!(first.json().await, json!({"type": "complete", "id": "4"}));
+    refused(&mut first, "4", "connection").await;
 
     // The server's cap: two more on another socket, the third refused.
     let mut second = accepted(&app, &token).await;
     for id in ["1", "2"] {
         second.subscribe_events(id).await;
     }
-    second
-        .send(json!({"id": "3", "type": "subscribe", "payload": {"query": EVENTS}}))
-        .await;
-    let payload = second.next_payload("3").await;
-    let error = assert_error(&payload, "TOO_MANY_SUBSCRIPTIONS", None);
-    assert!(
-        error["message"].as_str().unwrap().contains("server"),
-        "{error}"
-    );
-    assert_eq!(second.json().await, json!({"type": "complete", "id": "3"}));
+    refused(&mut second, "3", "server").await;
 
     // Every open subscription still gets the next change.
     app.gql_ok(
@@ -505,9 +434,7 @@ async fn subscriptions_are_capped_per_socket_and_in_total() {
     let mut third = accepted(&app, &token).await;
     let subscribed = async {
         loop {
-            third
-                .send(json!({"id": "x", "type": "subscribe", "payload": {"query": EVENTS}}))
-                .await;
+            third.request_events("x").await;
             let payload = third.next_payload("x").await;
             if payload.get("errors").is_none() {
                 return;

@@ -411,14 +411,8 @@ fn is_error_body(body: &[u8]) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_requests_get_documented_refusals_and_change_nothing() {
-    let seed: u64 = std::env::var("CALLREC_HOSTILE_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| rand::thread_rng().r#gen());
-    let count: usize = std::env::var("CALLREC_HOSTILE_REQUESTS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(6000);
+    let seed = common::seed_from_env("CALLREC_HOSTILE_SEED");
+    let count: usize = common::from_env("CALLREC_HOSTILE_REQUESTS", 6000);
     eprintln!("hostile: seed {seed}, {count} requests (CALLREC_HOSTILE_SEED={seed} replays)");
     let mut rng = StdRng::seed_from_u64(seed);
     let app = TestApp::start().await;

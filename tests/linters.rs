@@ -26,14 +26,6 @@ fn missing(tool: &str, how: &str) {
     eprintln!("skipped: {how} to run this check");
 }
 
-async fn openapi(app: &TestApp) -> Value {
-    let (status, doc) = app
-        .call(Method::GET, "/api/v1/openapi.json", None, None)
-        .await;
-    assert_eq!(status, StatusCode::OK);
-    doc
-}
-
 #[tokio::test]
 async fn public_operations_say_so_and_the_document_names_its_server() {
     let app = TestApp::start().await;
@@ -111,48 +103,14 @@ async fn redocly_lint_finds_no_error_in_the_openapi_document() {
 }
 
 /// A WebSocket with a live `callRecordingEvents` subscription (its first message arrived).
-async fn subscribed(
-    app: &TestApp,
-) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
-    use futures_util::{SinkExt, StreamExt};
-    use tokio_tungstenite::tungstenite::Message;
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-    use tokio_tungstenite::tungstenite::http::HeaderValue;
-
-    let mut request = format!("ws://{}/graphql/ws", app.addr)
-        .into_client_request()
-        .unwrap();
-    request.headers_mut().insert(
-        "Sec-WebSocket-Protocol",
-        HeaderValue::from_static("graphql-transport-ws"),
-    );
-    let wait = Duration::from_secs(20);
-    let (mut ws, _) = tokio::time::timeout(wait, tokio_tungstenite::connect_async(request))
-        .await
-        .expect("connected in time")
-        .expect("connected");
-    let auth = format!("Bearer {}", app.token);
-    for message in [
-        json!({"type": "connection_init", "payload": {"Authorization": auth}}),
-        json!({"id": "1", "type": "subscribe",
-               "payload": {"query": "subscription { callRecordingEvents { __typename } }"}}),
-    ] {
-        ws.send(Message::text(message.to_string())).await.unwrap();
-    }
-    loop {
-        let message = tokio::time::timeout(wait, ws.next())
-            .await
-            .expect("a message in time")
-            .expect("open")
-            .expect("readable");
-        if let Message::Text(text) = message {
-            let value: Value = serde_json::from_str(&text).expect("JSON");
-            if value["type"] == "next" {
-                return ws;
-            }
-            assert_eq!(value["type"], "connection_ack", "{value}");
-        }
-    }
+async fn subscribed(app: &TestApp) -> ws::Client {
+    let mut ws = ws::accepted(app, &app.token).await;
+    ws.send(json!({"id": "1", "type": "subscribe",
+                   "payload": {"query": "subscription { callRecordingEvents { __typename } }"}}))
+        .await;
+    let started = ws.json().await;
+    assert_eq!(started["type"], "next", "{started}");
+    ws
 }
 
 fn promtool_installed() -> bool {
@@ -185,15 +143,7 @@ async fn promtool_finds_every_metric_family_described() {
     )
     .await;
     let subscription = subscribed(&app).await;
-    let (status, text) = {
-        let response = app
-            .client
-            .get(app.url("/metrics"))
-            .send()
-            .await
-            .expect("metrics");
-        (response.status(), response.text().await.expect("text"))
-    };
+    let (status, text) = app.metrics().await;
     drop(subscription);
     assert_eq!(status, StatusCode::OK);
     for family in [

@@ -11,14 +11,6 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-async fn openapi(app: &TestApp) -> Value {
-    let (status, doc) = app
-        .call(Method::GET, "/api/v1/openapi.json", None, None)
-        .await;
-    assert_eq!(status, StatusCode::OK);
-    doc
-}
-
 /// Every operation this server is meant to have, as (method, path).
 const EXPECTED: [(&str, &str); 28] = [
     ("get", "/api/v1/tenants/"),
@@ -188,15 +180,26 @@ async fn health_and_readiness_need_no_token() {
     );
 }
 
-fn counter(metrics: &str, route: &str, method: &str, status: &str) -> u64 {
-    let prefix = format!(
-        "callrec_http_requests_total{{route=\"{route}\",method=\"{method}\",status=\"{status}\"}} "
-    );
+/// The value of `series` (a name with its labels) in a `/metrics` text; 0 when absent.
+fn sample<T: std::str::FromStr + Default>(metrics: &str, series: &str) -> T
+where
+    T::Err: std::fmt::Debug,
+{
+    let prefix = format!("{series} ");
     metrics
         .lines()
         .find_map(|l| l.strip_prefix(&prefix))
         .map(|v| v.trim().parse().unwrap())
-        .unwrap_or(0)
+        .unwrap_or_default()
+}
+
+fn counter(metrics: &str, route: &str, method: &str, status: &str) -> u64 {
+    sample(
+        metrics,
+        &format!(
+            "callrec_http_requests_total{{route=\"{route}\",method=\"{method}\",status=\"{status}\"}}"
+        ),
+    )
 }
 
 async fn metrics_text(
@@ -450,32 +453,20 @@ async fn sigterm_finishes_requests_in_flight_and_loses_nothing() {
 }
 
 fn graphql_operations(metrics: &str, operation: &str, outcome: &str) -> u64 {
-    let prefix = format!(
-        "callrec_graphql_operations_total{{operation=\"{operation}\",outcome=\"{outcome}\"}} "
-    );
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .map(|v| v.trim().parse().unwrap())
-        .unwrap_or(0)
+    sample(
+        metrics,
+        &format!(
+            "callrec_graphql_operations_total{{operation=\"{operation}\",outcome=\"{outcome}\"}}"
+        ),
+    )
 }
 
 fn subscriptions_active(metrics: &str) -> f64 {
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("callrec_graphql_subscriptions_active "))
-        .map(|v| v.trim().parse().unwrap())
-        .unwrap_or(0.0)
+    sample(metrics, "callrec_graphql_subscriptions_active")
 }
 
 #[tokio::test]
 async fn graphql_operations_and_live_subscriptions_are_counted() {
-    use futures_util::{SinkExt, StreamExt};
-    use tokio_tungstenite::tungstenite::Message;
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-    use tokio_tungstenite::tungstenite::http::HeaderValue;
-
-    const WAIT: Duration = Duration::from_secs(10);
     let app = TestApp::start().await;
     let token = app.token.clone();
     let (_, before) = metrics_text(&app, app.addr, None).await;
@@ -509,35 +500,11 @@ async fn graphql_operations_and_live_subscriptions_are_counted() {
     .await;
 
     // A subscription over the WebSocket: live while it runs, counted once.
-    let mut request = format!("ws://{}/graphql/ws", app.addr)
-        .into_client_request()
-        .unwrap();
-    request.headers_mut().insert(
-        "Sec-WebSocket-Protocol",
-        HeaderValue::from_static("graphql-transport-ws"),
-    );
-    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
-    let next_json = async |ws: &mut tokio_tungstenite::WebSocketStream<_>| loop {
-        let message = tokio::time::timeout(WAIT, ws.next())
-            .await
-            .expect("a message in time")
-            .expect("open")
-            .expect("valid");
-        if let Message::Text(text) = message {
-            return serde_json::from_str::<Value>(&text).unwrap();
-        }
-    };
-    let send = |v: Value| Message::Text(v.to_string().into());
-    ws.send(send(json!({"type": "connection_init",
-                        "payload": {"Authorization": format!("Bearer {token}")}})))
-        .await
-        .unwrap();
-    assert_eq!(next_json(&mut ws).await["type"], "connection_ack");
-    ws.send(send(json!({"id": "1", "type": "subscribe", "payload": {
-        "query": "subscription MetricsWatch { callRecordingEvents { __typename } }"}})))
-        .await
-        .unwrap();
-    let started = next_json(&mut ws).await;
+    let mut ws = ws::accepted(&app, &token).await;
+    ws.send(json!({"id": "1", "type": "subscribe", "payload": {
+        "query": "subscription MetricsWatch { callRecordingEvents { __typename } }"}}))
+        .await;
+    let started = ws.json().await;
     assert_eq!(
         started["payload"]["data"]["callRecordingEvents"]["__typename"],
         "CallRecordingSubscriptionStarted"
@@ -551,15 +518,12 @@ async fn graphql_operations_and_live_subscriptions_are_counted() {
 
     // complete ends it; a query answered afterwards on the same socket proves it is gone
     // (messages are handled in order).
-    ws.send(send(json!({"id": "1", "type": "complete"})))
-        .await
-        .unwrap();
-    ws.send(send(json!({"id": "2", "type": "subscribe",
-                        "payload": {"query": "query MetricsOverWs { me { username } }"}})))
-        .await
-        .unwrap();
+    ws.send(json!({"id": "1", "type": "complete"})).await;
+    ws.send(json!({"id": "2", "type": "subscribe",
+                   "payload": {"query": "query MetricsOverWs { me { username } }"}}))
+        .await;
     loop {
-        let message = next_json(&mut ws).await;
+        let message = ws.json().await;
         if message["id"] == "2" {
             assert_eq!(message["type"], "next", "{message}");
             break;

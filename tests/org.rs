@@ -62,6 +62,13 @@ async fn add_group(app: &TestApp, t: &str, g: &str) {
     assert_eq!(s, StatusCode::OK, "{body}");
 }
 
+async fn add_tenant_with_groups(app: &TestApp, t: &str, groups: &[&str]) {
+    add_tenant(app, t).await;
+    for g in groups {
+        add_group(app, t, g).await;
+    }
+}
+
 async fn add_platform(app: &TestApp, name: &str) {
     let (s, body) = app
         .admin(Method::POST, &platforms_path(), Some(platform(name)))
@@ -124,126 +131,153 @@ fn set(items: &[(&str, &str)]) -> BTreeSet<(String, String)> {
         .collect()
 }
 
+/// As the admin: the status and the error body's code (0 when there is none).
+async fn admin_code(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (StatusCode, u64) {
+    let (s, body) = app.admin(method, path, body).await;
+    (s, error_of(&body).0)
+}
+
+/// As the admin: refused with 400, error `code` and exactly `message`.
+async fn admin_refused(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+    code: u64,
+    message: &str,
+) {
+    let (s, body) = app.admin(method, path, body).await;
+    assert_eq!(
+        (s, error_of(&body).0),
+        (StatusCode::BAD_REQUEST, code),
+        "{body}"
+    );
+    assert_eq!(message_of(&body), message);
+}
+
+/// As the admin: deleting `path` is refused (400/21) with exactly `message`.
+async fn cannot_delete(app: &TestApp, path: &str, message: &str) {
+    admin_refused(app, Method::DELETE, path, None, 21, message).await;
+}
+
 #[tokio::test]
 async fn tenants_and_groups_have_the_documented_shapes() {
     let app = TestApp::start().await;
-    let (s, body) = app.get(TENANTS).await;
-    assert_eq!((s, body), (StatusCode::OK, json!({"tenants": []})));
+    assert_eq!(
+        app.get(TENANTS).await,
+        (StatusCode::OK, json!({"tenants": []}))
+    );
 
-    let (s, body) = app
-        .admin(
-            Method::POST,
-            TENANTS,
-            Some(json!({"tenantId": "ApioSpTest"})),
+    let tenant = json!({"tenantId": "ApioSpTest"});
+    assert_eq!(
+        app.admin(Method::POST, TENANTS, Some(tenant.clone())).await,
+        (
+            StatusCode::OK,
+            json!({"tenants": [{"tenantId": "ApioSpTest"}]})
         )
-        .await;
-    assert_eq!(s, StatusCode::OK);
-    assert_eq!(body, json!({"tenants": [{"tenantId": "ApioSpTest"}]}));
-    let (s, body) = app
-        .admin(
-            Method::POST,
-            TENANTS,
-            Some(json!({"tenantId": "ApioSpTest"})),
-        )
-        .await;
-    assert_eq!(s, StatusCode::BAD_REQUEST);
-    assert_eq!(error_of(&body).0, 11);
+    );
+    assert_eq!(
+        admin_code(&app, Method::POST, TENANTS, Some(tenant)).await,
+        (StatusCode::BAD_REQUEST, 11)
+    );
 
     // Without the trailing slash too.
-    let (s, body) = app.get("/api/v1/tenants/ApioSpTest").await;
     assert_eq!(
-        (s, body),
+        app.get("/api/v1/tenants/ApioSpTest").await,
         (StatusCode::OK, json!({"tenantId": "ApioSpTest"}))
     );
-    let (s, _) = app.get(&tenant_path("Nope")).await;
-    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(app.get(&tenant_path("Nope")).await.0, StatusCode::NOT_FOUND);
 
-    let (s, body) = app
-        .admin(
-            Method::POST,
-            &groups_path("ApioSpTest"),
-            Some(json!({"groupId": "ApioGrpTest"})),
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK);
+    let groups = groups_path("ApioSpTest");
+    let group = json!({"groupId": "ApioGrpTest"});
     assert_eq!(
-        body,
-        json!({"groups": [{"groupId": "ApioGrpTest", "tenantId": "ApioSpTest"}]})
+        app.admin(Method::POST, &groups, Some(group.clone())).await,
+        (
+            StatusCode::OK,
+            json!({"groups": [{"groupId": "ApioGrpTest", "tenantId": "ApioSpTest"}]})
+        )
     );
-    let (s, body) = app
-        .admin(
-            Method::POST,
-            &groups_path("ApioSpTest"),
-            Some(json!({"groupId": "ApioGrpTest"})),
-        )
-        .await;
-    assert_eq!((s, error_of(&body).0), (StatusCode::BAD_REQUEST, 11));
-    let (s, body) = app.get(&group_path("ApioSpTest", "ApioGrpTest")).await;
     assert_eq!(
-        (s, body),
+        admin_code(&app, Method::POST, &groups, Some(group)).await,
+        (StatusCode::BAD_REQUEST, 11)
+    );
+    assert_eq!(
+        app.get(&group_path("ApioSpTest", "ApioGrpTest")).await,
         (
             StatusCode::OK,
             json!({"groupId": "ApioGrpTest", "tenantId": "ApioSpTest"})
         )
     );
-    let (s, body) = app
-        .get("/api/v1/tenants/ApioSpTest/groups/ApioGrpTest/services/call_recording")
-        .await;
-    assert_eq!((s, body), (StatusCode::OK, json!({"name": null})));
+    assert_eq!(
+        app.get("/api/v1/tenants/ApioSpTest/groups/ApioGrpTest/services/call_recording")
+            .await,
+        (StatusCode::OK, json!({"name": null}))
+    );
 
     // Missing objects: reading is 404, changing is 400/18.
-    let (s, _) = app.get(&group_path("ApioSpTest", "Nope")).await;
-    assert_eq!(s, StatusCode::NOT_FOUND);
-    let (s, _) = app.get(&assignment_path("ApioSpTest", "Nope")).await;
-    assert_eq!(s, StatusCode::NOT_FOUND);
-    let (s, _) = app.get(&groups_path("Nope")).await;
-    assert_eq!(s, StatusCode::NOT_FOUND);
-    let (s, body) = app
-        .admin(
-            Method::POST,
-            &groups_path("Nope"),
-            Some(json!({"groupId": "G"})),
-        )
-        .await;
-    assert_eq!((s, error_of(&body).0), (StatusCode::BAD_REQUEST, 18));
-    assert_eq!(message_of(&body), "Tenant 'Nope' does not exist.");
-    let (s, body) = app
-        .admin(Method::DELETE, &group_path("ApioSpTest", "Nope"), None)
-        .await;
-    assert_eq!((s, error_of(&body).0), (StatusCode::BAD_REQUEST, 18));
-    let (s, body) = app.admin(Method::DELETE, &tenant_path("Nope"), None).await;
-    assert_eq!((s, error_of(&body).0), (StatusCode::BAD_REQUEST, 18));
-    let (s, body) = app
-        .admin(
+    for missing in [
+        group_path("ApioSpTest", "Nope"),
+        assignment_path("ApioSpTest", "Nope"),
+        groups_path("Nope"),
+    ] {
+        assert_eq!(
+            app.get(&missing).await.0,
+            StatusCode::NOT_FOUND,
+            "{missing}"
+        );
+    }
+    admin_refused(
+        &app,
+        Method::POST,
+        &groups_path("Nope"),
+        Some(json!({"groupId": "G"})),
+        18,
+        "Tenant 'Nope' does not exist.",
+    )
+    .await;
+    for (method, path, body) in [
+        (Method::DELETE, group_path("ApioSpTest", "Nope"), None),
+        (Method::DELETE, tenant_path("Nope"), None),
+        (
             Method::PUT,
-            &assignment_path("ApioSpTest", "Nope"),
+            assignment_path("ApioSpTest", "Nope"),
             Some(json!({"name": null})),
-        )
-        .await;
-    assert_eq!((s, error_of(&body).0), (StatusCode::BAD_REQUEST, 18));
+        ),
+    ] {
+        assert_eq!(
+            admin_code(&app, method, &path, body).await,
+            (StatusCode::BAD_REQUEST, 18),
+            "{path}"
+        );
+    }
 
-    let (s, body) = app
-        .admin(
+    assert_eq!(
+        app.admin(
             Method::DELETE,
             &group_path("ApioSpTest", "ApioGrpTest"),
-            None,
+            None
         )
-        .await;
-    assert_eq!((s, body), (StatusCode::OK, json!({})));
-    let (s, body) = app
-        .admin(Method::DELETE, "/api/v1/tenants/ApioSpTest", None)
-        .await;
-    assert_eq!((s, body), (StatusCode::OK, json!({})));
-    let (_, body) = app.get(TENANTS).await;
-    assert_eq!(body, json!({"tenants": []}));
+        .await,
+        (StatusCode::OK, json!({}))
+    );
+    assert_eq!(
+        app.admin(Method::DELETE, "/api/v1/tenants/ApioSpTest", None)
+            .await,
+        (StatusCode::OK, json!({}))
+    );
+    assert_eq!(app.get(TENANTS).await.1, json!({"tenants": []}));
     app.stop().await;
 }
 
 #[tokio::test]
 async fn bad_bodies_and_ids_are_refused_naming_the_field_and_change_nothing() {
     let app = TestApp::start().await;
-    add_tenant(&app, "T").await;
-    add_group(&app, "T", "G").await;
+    add_tenant_with_groups(&app, "T", &["G"]).await;
     add_platform(&app, "A").await;
 
     let cases = [
@@ -422,9 +456,7 @@ async fn a_platform_in_use_is_not_deleted_until_its_groups_are_cleared() {
     let app = TestApp::start().await;
     add_platform(&app, "Default").await;
     add_platform(&app, "B").await;
-    add_tenant(&app, "T").await;
-    add_group(&app, "T", "G1").await;
-    add_group(&app, "T", "G2").await;
+    add_tenant_with_groups(&app, "T", &["G1", "G2"]).await;
     let admin = app.token.clone();
     assign(&app, &admin, "T", "G1", Some("B")).await;
     assign(&app, &admin, "T", "G2", Some("B")).await;
@@ -452,16 +484,14 @@ async fn a_platform_in_use_is_not_deleted_until_its_groups_are_cleared() {
 #[tokio::test]
 async fn tenants_and_groups_with_groups_or_users_are_not_deleted() {
     let app = TestApp::start().await;
-    add_tenant(&app, "T").await;
-    add_group(&app, "T", "G1").await;
-    add_group(&app, "T", "G2").await;
+    add_tenant_with_groups(&app, "T", &["G1", "G2"]).await;
 
-    let (s, body) = app.admin(Method::DELETE, &tenant_path("T"), None).await;
-    assert_eq!((s, error_of(&body).0), (StatusCode::BAD_REQUEST, 21));
-    assert_eq!(
-        message_of(&body),
-        "Tenant 'T' cannot be deleted: it has 2 groups."
-    );
+    cannot_delete(
+        &app,
+        &tenant_path("T"),
+        "Tenant 'T' cannot be deleted: it has 2 groups.",
+    )
+    .await;
 
     // Users must name a tenant and group that exist.
     for (t, g, field) in [("Nope", None, "tenantId"), ("T", Some("Nope"), "groupId")] {
@@ -483,14 +513,12 @@ async fn tenants_and_groups_with_groups_or_users_are_not_deleted() {
 
     user(&app, "ga", 8, Some("T"), Some("G1")).await;
     user(&app, "ta", 12, Some("T"), None).await;
-    let (s, body) = app
-        .admin(Method::DELETE, &group_path("T", "G1"), None)
-        .await;
-    assert_eq!((s, error_of(&body).0), (StatusCode::BAD_REQUEST, 21));
-    assert_eq!(
-        message_of(&body),
-        "Group 'G1' cannot be deleted: it has 1 user."
-    );
+    cannot_delete(
+        &app,
+        &group_path("T", "G1"),
+        "Group 'G1' cannot be deleted: it has 1 user.",
+    )
+    .await;
 
     app.admin(Method::DELETE, "/api/v1/local/users/ga/", None)
         .await;
@@ -498,12 +526,12 @@ async fn tenants_and_groups_with_groups_or_users_are_not_deleted() {
         let (s, body) = app.admin(Method::DELETE, &group_path("T", g), None).await;
         assert_eq!(s, StatusCode::OK, "{body}");
     }
-    let (s, body) = app.admin(Method::DELETE, &tenant_path("T"), None).await;
-    assert_eq!((s, error_of(&body).0), (StatusCode::BAD_REQUEST, 21));
-    assert_eq!(
-        message_of(&body),
-        "Tenant 'T' cannot be deleted: it has 1 user."
-    );
+    cannot_delete(
+        &app,
+        &tenant_path("T"),
+        "Tenant 'T' cannot be deleted: it has 1 user.",
+    )
+    .await;
     app.admin(Method::DELETE, "/api/v1/local/users/ta/", None)
         .await;
     let (s, body) = app.admin(Method::DELETE, &tenant_path("T"), None).await;
@@ -702,9 +730,7 @@ async fn concurrent_assignments_and_platform_delete_stay_consistent() {
 async fn assignments_and_usage_survive_a_restart() {
     let app = TestApp::start().await;
     add_platform(&app, "Call Rec Platform 1").await;
-    add_tenant(&app, "Apio Sp").await;
-    add_group(&app, "Apio Sp", "Grp 1").await;
-    add_group(&app, "Apio Sp", "Grp 2").await;
+    add_tenant_with_groups(&app, "Apio Sp", &["Grp 1", "Grp 2"]).await;
     let admin = app.token.clone();
     assign(
         &app,

@@ -501,15 +501,7 @@ async fn probing_off_shows_not_probed_and_sends_nothing() {
     let accepted = tokio::time::timeout(Duration::from_secs(1), tcp.accept()).await;
     assert!(accepted.is_err(), "a connection arrived");
     assert_eq!(silent.count(), 0, "a datagram arrived");
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let (_, text) = app.metrics().await;
     assert!(!text.contains("callrec_platform_up{"), "{text}");
     app.stop().await;
 }
@@ -587,16 +579,7 @@ async fn metrics_show_up_and_down_platforms_only_while_they_exist() {
     add_platform(&app, "gone", silent.port, "UDP").await;
     wait_for(&app, "alive", state_is("UP")).await;
     wait_for(&app, "gone", state_is("DOWN")).await;
-    let metrics = || async {
-        app.client
-            .get(app.url("/metrics"))
-            .send()
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("text")
-    };
+    let metrics = async || app.metrics().await.1;
     let text = metrics().await;
     assert!(
         text.contains("callrec_platform_up{platform=\"alive\"} 1\n"),

@@ -8,39 +8,8 @@ use std::time::Duration;
 
 use common::*;
 use reqwest::{Method, StatusCode};
-use serde_json::{Value, json};
 
 const PASSWORD: &str = "a-long-password";
-const REFRESH: &str = "/api/v1/auth/access_token/";
-
-/// Logs in; the access and refresh tokens.
-async fn login(app: &TestApp, username: &str, password: &str) -> (String, String) {
-    let (status, body) = app
-        .call(
-            Method::POST,
-            "/api/v1/login/",
-            None,
-            Some(json!({"username": username, "password": password})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    tokens_of(&body)
-}
-
-fn tokens_of(body: &Value) -> (String, String) {
-    (
-        body["access_token"].as_str().expect("access_token").into(),
-        body["refresh_token"]
-            .as_str()
-            .expect("refresh_token")
-            .into(),
-    )
-}
-
-async fn refresh(app: &TestApp, refresh_token: &str) -> (StatusCode, Value) {
-    app.call(Method::GET, REFRESH, Some(refresh_token), None)
-        .await
-}
 
 async fn works(app: &TestApp, access: &str) -> bool {
     let (status, body) = app
@@ -56,8 +25,8 @@ async fn works(app: &TestApp, access: &str) -> bool {
 #[tokio::test]
 async fn each_refresh_rotates_and_an_old_token_replayed_ends_the_session() {
     let app = TestApp::start().await;
-    let (access0, r0) = login(&app, "admin", ADMIN_PASSWORD).await;
-    let (status, body) = refresh(&app, &r0).await;
+    let (access0, r0) = app.login_tokens("admin", ADMIN_PASSWORD).await;
+    let (status, body) = app.refresh(&r0).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let (access1, r1) = tokens_of(&body);
     assert_ne!(r1, r0);
@@ -65,7 +34,7 @@ async fn each_refresh_rotates_and_an_old_token_replayed_ends_the_session() {
 
     // Within the grace the replaced token still answers, handing out the current refresh
     // token again instead of rotating once more.
-    let (status, body) = refresh(&app, &r0).await;
+    let (status, body) = app.refresh(&r0).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let (_, r1_again) = tokens_of(&body);
     let id = |token: &str| {
@@ -76,20 +45,20 @@ async fn each_refresh_rotates_and_an_old_token_replayed_ends_the_session() {
             .jti
     };
     assert_eq!(id(&r1_again), id(&r1));
-    let (status, body) = refresh(&app, &r1_again).await;
+    let (status, body) = app.refresh(&r1_again).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let (access2, r2) = tokens_of(&body);
     // r1 was rotated by that call (as r1_again): it is now the previous token, still in grace.
-    assert_eq!(refresh(&app, &r1).await.0, StatusCode::OK);
+    assert_eq!(app.refresh(&r1).await.0, StatusCode::OK);
 
     // r0 is two rotations old: taken as stolen, the whole session ends.
-    let (status, body) = refresh(&app, &r0).await;
+    let (status, body) = app.refresh(&r0).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     assert_eq!(body["errors"][0]["name"], "UNAUTHENTICATED");
     for access in [&access0, &access1, &access2] {
         assert!(!works(&app, access).await);
     }
-    assert_eq!(refresh(&app, &r2).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(app.refresh(&r2).await.0, StatusCode::UNAUTHORIZED);
     // Other sessions of the user go on.
     assert!(works(&app, &app.token).await);
 }
@@ -97,8 +66,8 @@ async fn each_refresh_rotates_and_an_old_token_replayed_ends_the_session() {
 #[tokio::test]
 async fn parallel_refreshes_with_one_token_all_succeed() {
     let app = TestApp::start().await;
-    let (_, r0) = login(&app, "admin", ADMIN_PASSWORD).await;
-    let answers = futures_util::future::join_all((0..8).map(|_| refresh(&app, &r0))).await;
+    let (_, r0) = app.login_tokens("admin", ADMIN_PASSWORD).await;
+    let answers = futures_util::future::join_all((0..8).map(|_| app.refresh(&r0))).await;
     for (status, body) in &answers {
         assert_eq!(*status, StatusCode::OK, "{body}");
         let (access, _) = tokens_of(body);
@@ -109,16 +78,16 @@ async fn parallel_refreshes_with_one_token_all_succeed() {
 #[tokio::test]
 async fn a_replaced_token_after_the_grace_ends_the_session() {
     let app = TestApp::start_with(&["--refresh-token-grace", "1"]).await;
-    let (access0, r0) = login(&app, "admin", ADMIN_PASSWORD).await;
-    let (status, body) = refresh(&app, &r0).await;
+    let (access0, r0) = app.login_tokens("admin", ADMIN_PASSWORD).await;
+    let (status, body) = app.refresh(&r0).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let (access1, r1) = tokens_of(&body);
     // The grace is a point in time: nothing to wait on but the clock.
     tokio::time::sleep(Duration::from_millis(1300)).await;
-    assert_eq!(refresh(&app, &r0).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(app.refresh(&r0).await.0, StatusCode::UNAUTHORIZED);
     assert!(!works(&app, &access0).await);
     assert!(!works(&app, &access1).await);
-    assert_eq!(refresh(&app, &r1).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(app.refresh(&r1).await.0, StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]
@@ -127,17 +96,17 @@ async fn a_login_past_the_cap_ends_the_oldest_session() {
     app.add_user("ops", PASSWORD, 16, None, None).await;
     let mut sessions = Vec::new();
     for _ in 0..5 {
-        sessions.push(login(&app, "ops", PASSWORD).await);
+        sessions.push(app.login_tokens("ops", PASSWORD).await);
     }
     let open: Vec<bool> =
         futures_util::future::join_all(sessions.iter().map(|(access, _)| works(&app, access)))
             .await;
     assert_eq!(open, [false, false, true, true, true]);
     assert_eq!(
-        refresh(&app, &sessions[0].1).await.0,
+        app.refresh(&sessions[0].1).await.0,
         StatusCode::UNAUTHORIZED
     );
-    assert_eq!(refresh(&app, &sessions[4].1).await.0, StatusCode::OK);
+    assert_eq!(app.refresh(&sessions[4].1).await.0, StatusCode::OK);
     let stored = app.service.store().read().sessions().unwrap();
     assert_eq!(stored.iter().filter(|s| s.username == "ops").count(), 3);
     // Another user's sessions are not counted.
@@ -149,7 +118,7 @@ async fn expired_sessions_are_removed_while_running() {
     let app =
         TestApp::start_with(&["--refresh-token-ttl", "1", "--session-prune-interval", "1"]).await;
     for _ in 0..3 {
-        login(&app, "admin", ADMIN_PASSWORD).await;
+        app.login_tokens("admin", ADMIN_PASSWORD).await;
     }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
@@ -164,5 +133,5 @@ async fn expired_sessions_are_removed_while_running() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // Logins still work.
-    login(&app, "admin", ADMIN_PASSWORD).await;
+    app.login_tokens("admin", ADMIN_PASSWORD).await;
 }

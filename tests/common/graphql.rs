@@ -72,6 +72,15 @@ impl TestApp {
         self.gql_as(Some(&token), query, variables).await
     }
 
+    /// Adds platform `name` (the fields of `platform_input`) over GraphQL, as the admin.
+    pub async fn gql_add_platform(&self, name: &str) {
+        self.gql_ok(
+            "mutation($i: AddCallRecordingPlatformInput!) { addCallRecordingPlatform(input: $i) { name } }",
+            json!({"i": platform_input(name)}),
+        )
+        .await;
+    }
+
     /// As the admin, expecting no errors; returns `data`.
     pub async fn gql_ok(&self, query: &str, variables: Value) -> Value {
         let body = self.gql(query, variables).await;

@@ -21,6 +21,18 @@ use tokio::task::JoinHandle;
 
 pub const ADMIN_PASSWORD: &str = "admin-password";
 pub const CALL_RECORDING: &str = "/api/v1/system/services/call_recording";
+pub const REFRESH: &str = "/api/v1/auth/access_token/";
+
+/// The access and refresh tokens of a login or refresh answer.
+pub fn tokens_of(body: &Value) -> (String, String) {
+    (
+        body["access_token"].as_str().expect("access_token").into(),
+        body["refresh_token"]
+            .as_str()
+            .expect("refresh_token")
+            .into(),
+    )
+}
 
 pub struct TestApp {
     pub addr: SocketAddr,
@@ -116,6 +128,33 @@ impl TestApp {
             .await;
         assert_eq!(status, StatusCode::OK, "login of {username}: {body}");
         body
+    }
+
+    /// `/metrics`: the status and the text.
+    pub async fn metrics(&self) -> (StatusCode, String) {
+        metrics_at(&self.client, &self.url("")).await
+    }
+
+    /// Logs in; the access and refresh tokens.
+    pub async fn login_tokens(&self, username: &str, password: &str) -> (String, String) {
+        tokens_of(&self.login_answer(username, password).await)
+    }
+
+    /// Asks for a fresh access token with `refresh_token`.
+    pub async fn refresh(&self, refresh_token: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, REFRESH, Some(refresh_token), None)
+            .await
+    }
+
+    /// Logs the session of `refresh_token` out, as the holder of `access`.
+    pub async fn logout(&self, access: &str, refresh_token: &str) -> (StatusCode, Value) {
+        self.call(
+            Method::POST,
+            "/api/v1/logout/",
+            Some(access),
+            Some(json!({"refresh_token": refresh_token})),
+        )
+        .await
     }
 
     /// Sends a request with an optional bearer token and JSON body; returns status and body
@@ -222,6 +261,39 @@ pub fn platform(name: &str) -> Value {
     })
 }
 
+/// `/metrics` of the server at `base` (`http://host:port`): the status and the text.
+pub async fn metrics_at(http: &reqwest::Client, base: &str) -> (StatusCode, String) {
+    let response = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("metrics");
+    (response.status(), response.text().await.expect("text"))
+}
+
+/// The number in the environment variable `name`, or `default` when it is unset or not one.
+pub fn from_env<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The seed in the environment variable `name` (to replay a run), or a fresh random one.
+pub fn seed_from_env(name: &str) -> u64 {
+    use rand::Rng;
+    from_env(name, rand::thread_rng().r#gen())
+}
+
+/// The served OpenAPI document.
+pub async fn openapi(app: &TestApp) -> Value {
+    let (status, doc) = app
+        .call(Method::GET, "/api/v1/openapi.json", None, None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    doc
+}
+
 pub fn platforms_path() -> String {
     format!("{CALL_RECORDING}/platforms/")
 }
@@ -242,6 +314,56 @@ pub fn encode(segment: &str) -> String {
             }
         })
         .collect()
+}
+
+/// Walks every tenant's groups with `get` (a GET returning the body) and checks the
+/// assignments against the platforms `names`: each group's assignment names one of them, and
+/// each platform's usage lists exactly the groups assigned to it. `ctx` starts every failure.
+/// Returns each tenant's groups with their assignment answers.
+pub async fn check_assignments(
+    get: impl AsyncFn(&str) -> Value,
+    names: &std::collections::BTreeSet<String>,
+    ctx: &str,
+) -> std::collections::BTreeMap<String, Vec<(String, Value)>> {
+    use std::collections::{BTreeMap, BTreeSet};
+    let mut tenancy: BTreeMap<String, Vec<(String, Value)>> = BTreeMap::new();
+    let mut assigned: BTreeMap<String, BTreeSet<(String, String)>> = BTreeMap::new();
+    let tenants = get("/api/v1/tenants/").await;
+    for t in tenants["tenants"].as_array().expect("tenants") {
+        let t = t["tenantId"].as_str().expect("tenantId").to_owned();
+        let groups = get(&format!("/api/v1/tenants/{}/groups/", encode(&t))).await;
+        let mut answers = Vec::new();
+        for g in groups["groups"].as_array().expect("groups") {
+            let g = g["groupId"].as_str().expect("groupId").to_owned();
+            let a = get(&format!(
+                "/api/v1/tenants/{}/groups/{}/services/call_recording/",
+                encode(&t),
+                encode(&g)
+            ))
+            .await;
+            if let Some(p) = a["name"].as_str() {
+                assert!(
+                    names.contains(p),
+                    "{ctx}: {t}/{g} assigned to missing platform {p}"
+                );
+                assigned
+                    .entry(p.to_owned())
+                    .or_default()
+                    .insert((t.clone(), g.clone()));
+            }
+            answers.push((g, a));
+        }
+        tenancy.insert(t, answers);
+    }
+    for name in names {
+        let usage = get(&format!("{}usage/", platform_path(name))).await;
+        assert_eq!(
+            usage_groups(&usage),
+            assigned.remove(name).unwrap_or_default(),
+            "{ctx}: usage of {name} differs from the groups assigned to it"
+        );
+    }
+    tenancy
 }
 
 /// The `(tenantId, groupId)` pairs of a usage answer.

@@ -129,10 +129,24 @@ pub async fn accepted(app: &TestApp, token: &str) -> Client {
 }
 
 impl Client {
-    /// Subscribes to every event as `id` and waits for the stream to be live.
-    pub async fn subscribe_events(&mut self, id: &str) {
+    /// Asks for every event as subscription `id` (`graphql-transport-ws`).
+    pub async fn request_events(&mut self, id: &str) {
         self.send(json!({"id": id, "type": "subscribe", "payload": {"query": EVENTS}}))
             .await;
+    }
+
+    /// Subscription `id` answers with the GraphQL error `code` (and `sub_error_code`), then
+    /// `complete`; the error.
+    pub async fn fails(&mut self, id: &str, code: &str, sub_error_code: Option<u64>) -> Value {
+        let payload = self.next_payload(id).await;
+        let error = super::graphql::assert_error(&payload, code, sub_error_code);
+        assert_eq!(self.json().await, json!({"type": "complete", "id": id}));
+        error
+    }
+
+    /// Subscribes to every event as `id` and waits for the stream to be live.
+    pub async fn subscribe_events(&mut self, id: &str) {
+        self.request_events(id).await;
         assert_eq!(
             self.event(id).await["__typename"],
             "CallRecordingSubscriptionStarted"
@@ -150,18 +164,8 @@ impl Client {
 }
 
 pub async fn subscribed(app: &TestApp) -> Client {
-    let mut client = Client::connect(app, "graphql-transport-ws", None).await;
-    let token = app.token.clone();
-    match client
-        .init(json!({"Authorization": format!("Bearer {token}")}))
-        .await
-    {
-        Received::Json(ack) => assert_eq!(ack["type"], "connection_ack", "{ack}"),
-        other => panic!("connection_ack expected, got {other:?}"),
-    }
-    client
-        .send(json!({"id": "1", "type": "subscribe", "payload": {"query": EVENTS}}))
-        .await;
+    let mut client = accepted(app, &app.token).await;
+    client.request_events("1").await;
     let started = client.event("1").await;
     assert_eq!(
         started,
