@@ -120,7 +120,14 @@ impl Activity {
                     _ = tokio::time::sleep_until(deadline.into()) => {}
                     _ = self.changed.notified() => {}
                 },
-                None => self.changed.notified().await,
+                // A request is in flight: look again an idle period later rather than be
+                // woken by every request's end, which would cost a wake-up per request on a
+                // busy keep-alive connection. The deadline only ever moves later, so looking
+                // late never closes a connection early.
+                None => tokio::select! {
+                    _ = tokio::time::sleep(idle) => {}
+                    _ = self.changed.notified() => {}
+                },
             }
         }
     }
@@ -139,11 +146,8 @@ struct InFlight(Arc<Activity>);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        let before = self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
         self.0.touch();
-        if before == 1 {
-            self.0.changed.notify_one();
-        }
     }
 }
 
