@@ -73,30 +73,13 @@ pub fn cost(
 
 /// The list fields a document selects anywhere.
 fn lists_selected(document: &ExecutableDocument) -> HashSet<&'static str> {
-    fn walk(set: &SelectionSet, found: &mut HashSet<&'static str>) {
-        for selection in &set.items {
-            match &selection.node {
-                Selection::Field(field) => {
-                    let name = field.node.name.node.as_str();
-                    if let Some(list) = LIST_FIELDS.iter().find(|l| **l == name) {
-                        found.insert(list);
-                    }
-                    walk(&field.node.selection_set.node, found);
-                }
-                Selection::InlineFragment(fragment) => {
-                    walk(&fragment.node.selection_set.node, found)
-                }
-                Selection::FragmentSpread(_) => {}
-            }
-        }
-    }
     let mut found = HashSet::new();
-    for (_, operation) in document.operations.iter() {
-        walk(&operation.node.selection_set.node, &mut found);
-    }
-    for fragment in document.fragments.values() {
-        walk(&fragment.node.selection_set.node, &mut found);
-    }
+    super::limits::each_written_field(document, &mut |field| {
+        let name = field.name.node.as_str();
+        if let Some(list) = LIST_FIELDS.iter().find(|l| **l == name) {
+            found.insert(*list);
+        }
+    });
     found
 }
 

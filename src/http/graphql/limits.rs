@@ -169,32 +169,46 @@ pub fn introspects(document: &ExecutableDocument) -> bool {
         .any(|(_, operation)| root(document, &operation.node.selection_set.node, 0))
 }
 
-/// Aliases and fields as written, fragments counted once each.
-pub fn written_shape(document: &ExecutableDocument) -> Shape {
-    fn walk(set: &SelectionSet, shape: &mut Shape) {
+/// Calls `visit` on every field as written in the document: in its operations and in its
+/// fragments, each fragment once (spreads are not followed).
+pub fn each_written_field<'a>(
+    document: &'a ExecutableDocument,
+    visit: &mut impl FnMut(&'a async_graphql::parser::types::Field),
+) {
+    fn walk<'a>(
+        set: &'a SelectionSet,
+        visit: &mut impl FnMut(&'a async_graphql::parser::types::Field),
+    ) {
         for selection in &set.items {
             match &selection.node {
                 Selection::Field(field) => {
-                    shape.fields += 1;
-                    if field.node.alias.is_some() {
-                        shape.aliases += 1;
-                    }
-                    walk(&field.node.selection_set.node, shape);
+                    visit(&field.node);
+                    walk(&field.node.selection_set.node, visit);
                 }
                 Selection::InlineFragment(fragment) => {
-                    walk(&fragment.node.selection_set.node, shape)
+                    walk(&fragment.node.selection_set.node, visit)
                 }
                 Selection::FragmentSpread(_) => {}
             }
         }
     }
-    let mut shape = Shape::default();
     for (_, operation) in document.operations.iter() {
-        walk(&operation.node.selection_set.node, &mut shape);
+        walk(&operation.node.selection_set.node, visit);
     }
     for fragment in document.fragments.values() {
-        walk(&fragment.node.selection_set.node, &mut shape);
+        walk(&fragment.node.selection_set.node, visit);
     }
+}
+
+/// Aliases and fields as written, fragments counted once each.
+pub fn written_shape(document: &ExecutableDocument) -> Shape {
+    let mut shape = Shape::default();
+    each_written_field(document, &mut |field| {
+        shape.fields += 1;
+        if field.alias.is_some() {
+            shape.aliases += 1;
+        }
+    });
     shape
 }
 

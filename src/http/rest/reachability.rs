@@ -83,8 +83,9 @@ pub async fn get(
     Caller(who): Caller,
     Segment(name): Segment,
 ) -> Result<Json<ReachabilityBody>, ApiError> {
-    let reachability = s.service.reachability(&who, &name)?.ok_or_else(|| {
-        Error::NotFound(format!("Call Recording platform '{name}' does not exist."))
-    })?;
+    let reachability = s
+        .service
+        .reachability(&who, &name)?
+        .ok_or_else(|| Error::platform_not_found(&name))?;
     Ok(Json(reachability.into()))
 }
