@@ -4,6 +4,11 @@
 //! commit lands. Mutations, subscriptions and unauthenticated requests are never kept. What
 //! is kept is bounded in bytes, questions included (`--graphql-answer-cache-mb`): past the
 //! bound the memory starts over.
+//!
+//! One execution per question and commit: the first asker of a question claims it, and the
+//! identical questions that arrive while it runs wait for its answer instead of running the
+//! same query again (after a commit, every poller asks at once). A claim given up without an
+//! answer (refused, cancelled, not keepable) wakes the waiters, and each runs its own.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,6 +16,7 @@ use std::sync::{Arc, Mutex};
 
 use async_graphql::Request;
 use axum::body::Bytes;
+use tokio::sync::watch;
 
 use crate::model::Principal;
 use crate::store::Ticket;
@@ -77,11 +83,86 @@ impl Volatile {
     }
 }
 
+/// A question's place in the memory: its answer, or the answer its first asker is computing.
+enum Entry {
+    Kept(Kept),
+    Running(watch::Receiver<Option<Kept>>),
+}
+
 #[derive(Default)]
 struct AtCommit {
     commit: Option<Ticket>,
-    answers: HashMap<Question, Kept>,
+    answers: HashMap<Question, Entry>,
     bytes: usize,
+}
+
+impl AtCommit {
+    /// Makes room for `size` more bytes within `budget`, starting over when full.
+    fn make_room(&mut self, size: usize, budget: usize) {
+        if self.bytes + size > budget {
+            self.answers = HashMap::new();
+            self.bytes = 0;
+        }
+    }
+}
+
+/// What the memory says about a question.
+pub enum Lookup<'a> {
+    /// Its answer.
+    Kept(Kept),
+    /// Another request is running it: its answer, or `None` when it gave up.
+    Wait(Waiting),
+    /// Nobody has run it at this commit: the caller runs it and answers for the others.
+    Run(Claim<'a>),
+}
+
+/// An answer being computed by another request.
+pub struct Waiting(watch::Receiver<Option<Kept>>);
+
+impl Waiting {
+    /// The answer, or `None` when its asker gave up and the caller must run the query.
+    pub async fn answer(mut self) -> Option<Kept> {
+        self.0
+            .wait_for(Option::is_some)
+            .await
+            .ok()
+            .and_then(|answer| answer.clone())
+    }
+}
+
+/// The right and the duty to answer a question at a commit: [`Claim::keep`] hands the answer
+/// to the waiting requests and keeps it; dropped unanswered, it lets the waiters run their own.
+pub struct Claim<'a> {
+    answers: &'a Answers,
+    commit: Ticket,
+    question: Option<Question>,
+    answer: watch::Sender<Option<Kept>>,
+}
+
+impl Claim<'_> {
+    /// Keeps `answer` and hands it to the requests waiting for it.
+    pub fn keep(mut self, answer: Kept) {
+        if let Some(question) = self.question.take() {
+            self.answers.put(self.commit, question, answer.clone());
+        }
+        self.answer.send_replace(Some(answer));
+    }
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        // Given up unanswered: the next asker claims the question again.
+        if let Some(question) = self.question.take() {
+            let mut kept = self.answers.lock();
+            if kept.commit == Some(self.commit)
+                && let Some(Entry::Running(running)) = kept.answers.get(&question)
+                && running.same_channel(&self.answer.subscribe())
+            {
+                kept.answers.remove(&question);
+                kept.bytes = kept.bytes.saturating_sub(question.size() + ENTRY_OVERHEAD);
+            }
+        }
+    }
 }
 
 impl Answers {
@@ -93,46 +174,85 @@ impl Answers {
         }
     }
 
-    /// The answer kept for this question at this commit.
-    pub fn get(&self, commit: Ticket, question: &Question) -> Option<Kept> {
-        let kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
-        if kept.commit != Some(commit) {
-            return None;
-        }
-        kept.answers.get(question).cloned()
+    fn lock(&self) -> std::sync::MutexGuard<'_, AtCommit> {
+        self.kept.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Keeps an answer computed from the state at `commit` (read before the query ran). If a
-    /// commit landed meanwhile, the answer may show it; it is kept under the older commit,
-    /// which no later question asks for.
-    pub fn put(&self, commit: Ticket, question: Question, answer: Kept) {
-        let size = answer.0.len() + answer.2.len() + question.size() + ENTRY_OVERHEAD;
-        if answer.0.len() > LARGEST || size > self.budget {
-            return;
-        }
-        let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
+    /// The answer kept for this question at this commit, the request computing it, or a
+    /// claim to compute it.
+    pub fn ask(&self, commit: Ticket, question: &Question) -> Lookup<'_> {
+        let mut kept = self.lock();
         if kept.commit != Some(commit) {
             if kept.commit.is_some_and(|c| c > commit) {
-                return;
+                // Asked at a commit already replaced: run without claiming.
+                return Lookup::Run(self.unclaimed(commit));
             }
             *kept = AtCommit {
                 commit: Some(commit),
                 ..AtCommit::default()
             };
         }
-        if kept.bytes + size > self.budget {
-            kept.answers = HashMap::new();
-            kept.bytes = 0;
+        match kept.answers.get(question) {
+            Some(Entry::Kept(answer)) => return Lookup::Kept(answer.clone()),
+            Some(Entry::Running(running)) => return Lookup::Wait(Waiting(running.clone())),
+            None => {}
         }
-        if kept.answers.insert(question, answer).is_none() {
-            kept.bytes += size;
+        let size = question.size() + ENTRY_OVERHEAD;
+        if size > self.budget {
+            return Lookup::Run(self.unclaimed(commit));
         }
+        kept.make_room(size, self.budget);
+        let (answer, running) = watch::channel(None);
+        kept.answers
+            .insert(question.clone(), Entry::Running(running));
+        kept.bytes += size;
+        Lookup::Run(Claim {
+            answers: self,
+            commit,
+            question: Some(question.clone()),
+            answer,
+        })
+    }
+
+    /// A claim that keeps nothing and that nobody waits for.
+    fn unclaimed(&self, commit: Ticket) -> Claim<'_> {
+        Claim {
+            answers: self,
+            commit,
+            question: None,
+            answer: watch::channel(None).0,
+        }
+    }
+
+    /// Keeps an answer computed from the state at `commit` (read before the query ran). If a
+    /// commit landed meanwhile, the answer may show it; it is kept under the older commit,
+    /// which no later question asks for.
+    fn put(&self, commit: Ticket, question: Question, answer: Kept) {
+        let question_size = question.size() + ENTRY_OVERHEAD;
+        let size = answer.0.len() + answer.2.len() + question_size;
+        let mut kept = self.lock();
+        if kept.commit != Some(commit) {
+            return;
+        }
+        // The question's own bytes were counted when it was claimed.
+        let counted = match kept.answers.remove(&question) {
+            Some(Entry::Running(_)) => question_size,
+            Some(Entry::Kept(old)) => old.0.len() + old.2.len() + question_size,
+            None => 0,
+        };
+        kept.bytes = kept.bytes.saturating_sub(counted);
+        if answer.0.len() > LARGEST || size > self.budget {
+            return;
+        }
+        kept.make_room(size, self.budget);
+        kept.answers.insert(question, Entry::Kept(answer));
+        kept.bytes += size;
     }
 
     /// Bytes kept now.
     #[cfg(test)]
     pub fn bytes(&self) -> usize {
-        self.kept.lock().unwrap_or_else(|p| p.into_inner()).bytes
+        self.lock().bytes
     }
 }
 
@@ -151,25 +271,90 @@ mod tests {
         Question::of(&Request::new(query), who).expect("a question")
     }
 
+    fn answer(text: &'static str) -> Kept {
+        (
+            Bytes::from_static(text.as_bytes()),
+            true,
+            Arc::from("anonymous"),
+        )
+    }
+
+    fn claim<'a>(answers: &'a Answers, commit: u64, q: &Question) -> Claim<'a> {
+        match answers.ask(Ticket(commit), q) {
+            Lookup::Run(claim) => claim,
+            Lookup::Kept(_) => panic!("kept already"),
+            Lookup::Wait(_) => panic!("running already"),
+        }
+    }
+
     #[test]
     fn kept_bytes_stay_within_the_budget_questions_included() {
         let budget = 64 * 1024;
         let answers = Answers::new(budget);
-        let label: Arc<str> = Arc::from("anonymous");
         let mut most = 0;
         // Small answers to large (padded) questions: the questions are what fills the memory.
         for i in 0..200 {
             let query = format!("{{ me {{ username }} }} # {i} {}", "x".repeat(4000));
-            answers.put(
-                Ticket(1),
-                question(query),
-                (Bytes::from_static(b"{}"), true, label.clone()),
-            );
+            claim(&answers, 1, &question(query)).keep(answer("{}"));
             assert!(answers.bytes() <= budget, "{} > {budget}", answers.bytes());
             most = most.max(answers.bytes());
         }
         assert!(most > budget * 3 / 4, "the budget is used: {most}");
         let last = format!("{{ me {{ username }} }} # 199 {}", "x".repeat(4000));
-        assert!(answers.get(Ticket(1), &question(last)).is_some());
+        assert!(matches!(
+            answers.ask(Ticket(1), &question(last)),
+            Lookup::Kept(_)
+        ));
+    }
+
+    #[test]
+    fn questions_being_answered_count_within_the_budget() {
+        let budget = 64 * 1024;
+        let answers = Answers::new(budget);
+        let mut claims = Vec::new();
+        for i in 0..200 {
+            let query = format!("{{ me {{ username }} }} # {i} {}", "x".repeat(4000));
+            claims.push(claim(&answers, 1, &question(query)));
+            assert!(answers.bytes() <= budget, "{} > {budget}", answers.bytes());
+        }
+        drop(claims);
+        assert!(answers.bytes() <= budget);
+    }
+
+    #[tokio::test]
+    async fn identical_questions_wait_for_the_first_askers_answer() {
+        let answers = Answers::new(1024 * 1024);
+        let q = question("{ me { username } }".into());
+        let first = claim(&answers, 1, &q);
+        let waiters: Vec<Waiting> = (0..3)
+            .map(|_| match answers.ask(Ticket(1), &q) {
+                Lookup::Wait(waiting) => waiting,
+                _ => panic!("the second asker must wait for the first"),
+            })
+            .collect();
+        first.keep(answer("{\"data\":1}"));
+        for waiting in waiters {
+            let (bytes, ok, _) = waiting.answer().await.expect("the first asker's answer");
+            assert_eq!((&bytes[..], ok), (&b"{\"data\":1}"[..], true));
+        }
+        assert!(matches!(answers.ask(Ticket(1), &q), Lookup::Kept(_)));
+        // A new commit: the question is asked anew.
+        assert!(matches!(answers.ask(Ticket(2), &q), Lookup::Run(_)));
+    }
+
+    #[tokio::test]
+    async fn a_claim_given_up_lets_the_waiters_run_and_the_next_asker_claim() {
+        let answers = Answers::new(1024 * 1024);
+        let q = question("{ me { username } }".into());
+        let first = claim(&answers, 1, &q);
+        let Lookup::Wait(waiting) = answers.ask(Ticket(1), &q) else {
+            panic!("the second asker must wait");
+        };
+        drop(first);
+        assert!(waiting.answer().await.is_none(), "no answer: run your own");
+        assert_eq!(answers.bytes(), 0, "nothing is left of the claim");
+        let again = claim(&answers, 1, &q);
+        again.keep(answer("{}"));
+        assert!(matches!(answers.ask(Ticket(1), &q), Lookup::Kept(_)));
     }
 }

@@ -19,7 +19,7 @@ use axum::body::Bytes;
 use futures_util::StreamExt;
 use futures_util::stream::{self, BoxStream};
 
-use super::answers::{self, Answers, Question};
+use super::answers::{self, Answers, Claim, Lookup, Question, Waiting};
 use super::context::Credentials;
 use super::cost;
 use super::error::{GqlError, codes};
@@ -64,10 +64,20 @@ struct Refused {
 }
 
 /// One operation of a POST, as it goes through [`Runner::post`].
-enum Step {
+enum Step<'a> {
     Kept(Bytes),
-    Admitted(Box<Admitted>, Option<Question>),
+    Admitted(Box<Admitted>, Asked<'a>),
     Refused(Refused),
+}
+
+/// What the kept answers said about an operation that is not kept yet.
+enum Asked<'a> {
+    /// Not a question that is kept (no caller).
+    Alone,
+    /// The first to ask it at this commit: its answer is for the others too.
+    Claimed(Claim<'a>),
+    /// Another request runs it: its answer is this one's.
+    Waiting(Waiting),
 }
 
 impl Runner {
@@ -174,14 +184,17 @@ impl Runner {
             .into_iter()
             .map(|request| {
                 let question = who.clone().and_then(|who| Question::of(&request, who));
-                if let Some(question) = &question
-                    && let Some((bytes, ok, label)) = self.answers.get(commit, question)
-                {
-                    metrics::graphql_operation(label.to_string(), ok);
-                    return Step::Kept(bytes);
-                }
+                let asked = match question.map(|q| self.answers.ask(commit, &q)) {
+                    None => Asked::Alone,
+                    Some(Lookup::Kept((bytes, ok, label))) => {
+                        metrics::graphql_operation(label.to_string(), ok);
+                        return Step::Kept(bytes);
+                    }
+                    Some(Lookup::Run(claim)) => Asked::Claimed(claim),
+                    Some(Lookup::Wait(waiting)) => Asked::Waiting(waiting),
+                };
                 match self.admit(request, &credentials) {
-                    Ok(admitted) => Step::Admitted(Box::new(admitted), question),
+                    Ok(admitted) => Step::Admitted(Box::new(admitted), asked),
                     Err(refused) => Step::Refused(*refused),
                 }
             })
@@ -206,7 +219,7 @@ impl Runner {
         let answers = futures_util::future::join_all(
             steps
                 .into_iter()
-                .map(|step| self.answer(step, &credentials, who.is_some(), commit)),
+                .map(|step| self.answer(step, &credentials, who.is_some())),
         )
         .await;
         let mut used: usize = 0;
@@ -226,18 +239,17 @@ impl Runner {
 
     async fn answer(
         &self,
-        step: Step,
+        step: Step<'_>,
         credentials: &Credentials,
         authenticated: bool,
-        commit: crate::store::Ticket,
     ) -> Bytes {
-        let (admitted, question) = match step {
+        let (admitted, asked) = match step {
             Step::Kept(bytes) => return bytes,
             Step::Refused(Refused { name, error }) => {
                 self.count(name.as_ref().map(Option::as_deref), false, false);
                 return render(&Response::from_errors(vec![error]));
             }
-            Step::Admitted(admitted, question) => (*admitted, question),
+            Step::Admitted(admitted, asked) => (*admitted, asked),
         };
         let Admitted {
             request,
@@ -245,6 +257,18 @@ impl Runner {
             kind,
             ..
         } = admitted;
+        let claim = match asked {
+            Asked::Alone => None,
+            // Only queries are kept: a claim on anything else is given up at once.
+            Asked::Claimed(claim) => (kind == OperationType::Query).then_some(claim),
+            Asked::Waiting(waiting) => {
+                if let Some((bytes, ok, label)) = waiting.answer().await {
+                    metrics::graphql_operation(label.to_string(), ok);
+                    return bytes;
+                }
+                None
+            }
+        };
         // Resolvers whose answer can change without a commit (reachability) mark it, so that
         // it is not kept.
         let volatile = Arc::new(answers::Volatile::default());
@@ -254,13 +278,11 @@ impl Runner {
         let ok = response.is_ok();
         let label = self.count(name.as_ref().map(Option::as_deref), ok, authenticated);
         let bytes = render(&response);
-        if let Some(question) = question
-            && kind == OperationType::Query
+        if let Some(claim) = claim
             && bytes.len() <= self.options.max_response_bytes
             && !volatile.marked()
         {
-            self.answers
-                .put(commit, question, (bytes.clone(), ok, label));
+            claim.keep((bytes.clone(), ok, label));
         }
         bytes
     }
