@@ -852,7 +852,7 @@ async fn run(s: Settings) -> anyhow::Result<()> {
         rest_nginx.map(|(_, r)| (r, format!("of nginx{of_rounds}"))),
     )?);
     rows.push(row(
-        format!("REST list (the same runs as above)"),
+        "REST list (the same runs as above)",
         &reads[i_axum].rest,
         Some((rest_axum, format!("of bare axum{of_rounds}"))),
     )?);

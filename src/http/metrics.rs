@@ -63,6 +63,11 @@ fn describe() {
         "callrec_graphql_operations_total",
         "GraphQL operations run, by operation name and outcome (ok or error)"
     );
+    metrics::describe_counter!(
+        "callrec_graphql_answers_total",
+        "GraphQL answers over HTTP by source: kept (since the last commit), shared (another \
+         request's), planned (written from the document's plan) or executed (async-graphql)"
+    );
     metrics::describe_gauge!(
         "callrec_graphql_subscriptions_active",
         "GraphQL subscription streams open now"
@@ -179,6 +184,29 @@ pub fn graphql_operation(operation: String, ok: bool) {
     let outcome = if ok { "ok" } else { "error" };
     metrics::counter!("callrec_graphql_operations_total", "operation" => operation, "outcome" => outcome)
         .increment(1);
+}
+
+/// Where a GraphQL answer over HTTP came from.
+#[derive(Debug, Clone, Copy)]
+pub enum AnswerSource {
+    /// Kept since the last commit.
+    Kept,
+    /// Another request's execution of the same question, waited for.
+    Shared,
+    /// Written from the document's plan.
+    Planned,
+    /// Executed by async-graphql.
+    Executed,
+}
+
+pub fn graphql_answer(source: AnswerSource) {
+    let source = match source {
+        AnswerSource::Kept => "kept",
+        AnswerSource::Shared => "shared",
+        AnswerSource::Planned => "planned",
+        AnswerSource::Executed => "executed",
+    };
+    metrics::counter!("callrec_graphql_answers_total", "source" => source).increment(1);
 }
 
 /// Counts a live GraphQL subscription stream in `callrec_graphql_subscriptions_active` for as

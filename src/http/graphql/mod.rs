@@ -35,6 +35,7 @@ pub(crate) mod graphiql;
 pub(crate) mod labels;
 pub(crate) mod limits;
 mod mutation;
+mod plan;
 mod query;
 mod reachability;
 mod run;

@@ -25,10 +25,12 @@ use super::cost;
 use super::error::{GqlError, codes};
 use super::labels::{self, Labels};
 use super::limits::{self, ShapeLimits};
+use super::plan::{self, Plans};
 use super::{CallRecordingSchema, GraphqlOptions};
 use crate::config::Introspection;
 use crate::error::Error;
 use crate::http::metrics;
+use crate::model::Principal;
 use crate::service::Service;
 
 pub struct Runner {
@@ -38,6 +40,7 @@ pub struct Runner {
     shape: ShapeLimits,
     answers: Answers,
     labels: Labels,
+    plans: Plans,
     /// Subscriptions open on the whole server.
     subscriptions: Arc<AtomicUsize>,
 }
@@ -93,6 +96,7 @@ impl Runner {
             options,
             shape: ShapeLimits::default(),
             labels: Labels::default(),
+            plans: Plans::new(),
             subscriptions: Arc::default(),
         }
     }
@@ -188,6 +192,7 @@ impl Runner {
                     None => Asked::Alone,
                     Some(Lookup::Kept((bytes, ok, label))) => {
                         metrics::graphql_operation(label.to_string(), ok);
+                        metrics::graphql_answer(metrics::AnswerSource::Kept);
                         return Step::Kept(bytes);
                     }
                     Some(Lookup::Run(claim)) => Asked::Claimed(claim),
@@ -219,7 +224,7 @@ impl Runner {
         let answers = futures_util::future::join_all(
             steps
                 .into_iter()
-                .map(|step| self.answer(step, &credentials, who.is_some())),
+                .map(|step| self.answer(step, &credentials, who.as_ref())),
         )
         .await;
         let mut used: usize = 0;
@@ -241,8 +246,9 @@ impl Runner {
         &self,
         step: Step<'_>,
         credentials: &Credentials,
-        authenticated: bool,
+        who: Option<&Principal>,
     ) -> Bytes {
+        let authenticated = who.is_some();
         let (admitted, asked) = match step {
             Step::Kept(bytes) => return bytes,
             Step::Refused(Refused { name, error }) => {
@@ -252,7 +258,7 @@ impl Runner {
             Step::Admitted(admitted, asked) => (*admitted, asked),
         };
         let Admitted {
-            request,
+            mut request,
             name,
             kind,
             ..
@@ -264,16 +270,56 @@ impl Runner {
             Asked::Waiting(waiting) => {
                 if let Some((bytes, ok, label)) = waiting.answer().await {
                     metrics::graphql_operation(label.to_string(), ok);
+                    metrics::graphql_answer(metrics::AnswerSource::Shared);
                     return bytes;
                 }
                 None
             }
         };
+        // A query of an authenticated caller over plain data: from its plan when the same
+        // document was answered before, else planned now and kept once async-graphql has
+        // answered it without an error.
+        let mut planned = None;
+        if kind == OperationType::Query
+            && let Some(who) = who
+            && let Some(key) = plan::key(&request)
+        {
+            if let Some(plan) = self.plans.get(&key) {
+                if let Some(answer) = plan::answer(&plan, &self.service, who) {
+                    metrics::graphql_answer(metrics::AnswerSource::Planned);
+                    let label = self.count(name.as_ref().map(Option::as_deref), true, true);
+                    let bytes = Bytes::from(answer);
+                    if let Some(claim) = claim
+                        && bytes.len() <= self.options.max_response_bytes
+                    {
+                        claim.keep((bytes.clone(), true, label));
+                    }
+                    return bytes;
+                }
+            } else {
+                // The document is borrowed from the request, mutably: its other parts are
+                // lent to the planner meanwhile.
+                let variables = std::mem::take(&mut request.variables);
+                let operation = request.operation_name.take();
+                if let Ok(document) = request.parsed_query() {
+                    planned = plan::plan(document, operation.as_deref(), &variables)
+                        .map(|plan| (key, plan));
+                }
+                request.variables = variables;
+                request.operation_name = operation;
+            }
+        }
         // Resolvers whose answer can change without a commit (reachability) mark it, so that
         // it is not kept.
         let volatile = Arc::new(answers::Volatile::default());
         let request = request.data(credentials.clone()).data(volatile.clone());
         let mut response = self.schema.execute(request).await;
+        metrics::graphql_answer(metrics::AnswerSource::Executed);
+        if response.errors.is_empty()
+            && let Some((key, plan)) = planned
+        {
+            self.plans.put(key, plan);
+        }
         limits::tag_errors(&mut response);
         let ok = response.is_ok();
         let label = self.count(name.as_ref().map(Option::as_deref), ok, authenticated);
