@@ -26,15 +26,15 @@ use async_graphql::parser::types::{
 use async_graphql::resolver_utils::EnumType;
 use async_graphql::{Positioned, Request, Value, Variables};
 
-use super::types;
+use super::{limits, types};
 use crate::model::{self, Principal};
 use crate::service::Service;
 
 /// Bytes of plans kept at most (keys included).
 pub const BUDGET: usize = 4 * 1024 * 1024;
-/// What one kept plan costs per byte of its key: a field of the plan (a response key, a few
-/// words) comes from at least a few bytes of document.
-const BYTES_PER_KEY_BYTE: usize = 8;
+/// What one kept plan costs per byte of its key: the plan and the parsed document kept with
+/// it take a few hundred bytes per field, and a field takes at least a few bytes of text.
+const BYTES_PER_KEY_BYTE: usize = 48;
 const ENTRY_OVERHEAD: usize = 256;
 /// Fragment spreads followed at most, nested (the shape limits bound them well below).
 const MAX_NESTING: usize = 64;
@@ -179,6 +179,10 @@ type Fields<T> = Vec<Field<T>>;
 #[derive(Debug)]
 pub struct Plan {
     root: Fields<Root>,
+    /// The document planned, for the complexity count, which depends on the data.
+    pub document: ExecutableDocument,
+    /// The operation's name as its metrics label is made of (see `labels::selected`).
+    pub label: Option<Option<String>>,
 }
 
 #[derive(Debug)]
@@ -255,7 +259,12 @@ pub fn plan(
     document: &ExecutableDocument,
     operation_name: Option<&str>,
     variables: &Variables,
+    label: Option<Option<String>>,
 ) -> Option<Plan> {
+    // Introspection is gated before execution, by caller: never planned.
+    if limits::introspects(document) {
+        return None;
+    }
     let operation = match (&document.operations, operation_name) {
         (DocumentOperations::Single(operation), None) => operation,
         (DocumentOperations::Multiple(operations), Some(name)) => operations.get(name)?,
@@ -280,6 +289,8 @@ pub fn plan(
     };
     Some(Plan {
         root: planner.fields(&[&operation.selection_set.node], 0)?,
+        document: document.clone(),
+        label,
     })
 }
 
@@ -908,8 +919,14 @@ mod tests {
         let plans = Plans::new();
         let mut most = 0;
         for i in 0..2000 {
-            let key = format!("{i} {}", "x".repeat(4000));
-            plans.put(key, Plan { root: Vec::new() });
+            let key = format!("{i} {}", "x".repeat(1000));
+            let plan = Plan {
+                root: Vec::new(),
+                document: async_graphql::parser::parse_query("{ me { username } }")
+                    .expect("parses"),
+                label: None,
+            };
+            plans.put(key, plan);
             assert!(plans.bytes() <= BUDGET, "{} > {BUDGET}", plans.bytes());
             most = most.max(plans.bytes());
         }

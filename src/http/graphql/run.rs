@@ -10,8 +10,8 @@
 
 use std::any::TypeId;
 use std::io;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use async_graphql::parser::types::OperationType;
 use async_graphql::{Data, Executor, Request, Response, ServerError};
@@ -21,17 +21,18 @@ use futures_util::stream::{self, BoxStream};
 
 use super::answers::{self, Answers, Claim, Lookup, Question, Waiting};
 use super::context::Credentials;
-use super::cost;
+use super::cost::{self, Sizes};
 use super::error::{GqlError, codes};
 use super::labels::{self, Labels};
 use super::limits::{self, ShapeLimits};
-use super::plan::{self, Plans};
+use super::plan::{self, Plan, Plans};
 use super::{CallRecordingSchema, GraphqlOptions};
 use crate::config::Introspection;
 use crate::error::Error;
 use crate::http::metrics;
 use crate::model::Principal;
 use crate::service::Service;
+use crate::store::Ticket;
 
 pub struct Runner {
     schema: CallRecordingSchema,
@@ -41,6 +42,9 @@ pub struct Runner {
     answers: Answers,
     labels: Labels,
     plans: Plans,
+    /// The lists' lengths for the complexity count, at the last position they were read:
+    /// the service's own are read under the store's read view, a thread hand-off per request.
+    sizes: Mutex<Option<(Ticket, bool, Arc<Sizes>)>>,
     /// Subscriptions open on the whole server.
     subscriptions: Arc<AtomicUsize>,
 }
@@ -58,6 +62,10 @@ struct Admitted {
     name: LabelName,
     kind: OperationType,
     cost: u64,
+    /// Its document's plan, kept since async-graphql answered it: the request is not parsed.
+    plan: Option<Arc<Plan>>,
+    /// What its plan is kept under, for a query of an authenticated caller.
+    plan_key: Option<String>,
 }
 
 /// A request refused before it ran.
@@ -97,6 +105,7 @@ impl Runner {
             shape: ShapeLimits::default(),
             labels: Labels::default(),
             plans: Plans::new(),
+            sizes: Mutex::default(),
             subscriptions: Arc::default(),
         }
     }
@@ -132,7 +141,7 @@ impl Runner {
                 return Err(refused(name, e.into_server_error()));
             }
         }
-        let cost = cost::cost(document, |with_groups| self.service.list_sizes(with_groups))
+        let cost = cost::cost(document, |with_groups| self.list_sizes(with_groups))
             .map_err(|e| refused(name.clone(), GqlError::from(e).into_server_error()))?;
         if cost > self.options.max_complexity {
             return Err(refused(name, self.too_complex(cost)));
@@ -142,7 +151,47 @@ impl Runner {
             name,
             kind,
             cost,
+            plan: None,
+            plan_key: None,
         })
+    }
+
+    /// Checks a request whose document has a plan against the complexity budget, on the
+    /// document kept with the plan: the same tokens passed every other check when the plan
+    /// was made, and those checks depend on the document alone.
+    fn admit_planned(&self, request: Request, plan: Arc<Plan>) -> Result<Admitted, Box<Refused>> {
+        let name = plan.label.clone();
+        let refused = |name: LabelName, error: ServerError| Box::new(Refused { name, error });
+        let cost = cost::cost(&plan.document, |with_groups| self.list_sizes(with_groups))
+            .map_err(|e| refused(name.clone(), GqlError::from(e).into_server_error()))?;
+        if cost > self.options.max_complexity {
+            return Err(refused(name, self.too_complex(cost)));
+        }
+        Ok(Admitted {
+            request,
+            name,
+            kind: OperationType::Query,
+            cost,
+            plan: Some(plan),
+            plan_key: None,
+        })
+    }
+
+    /// The lists' lengths now, read from the service once per position. A commit landing
+    /// while they are read may leave them one commit behind the position they are kept
+    /// under: they bound the work of a query, and one commit changes them by one item.
+    fn list_sizes(&self, with_groups: bool) -> Result<Arc<Sizes>, Error> {
+        let position = self.service.position();
+        let kept = || self.sizes.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((at, has_groups, sizes)) = &*kept()
+            && *at == position
+            && (*has_groups || !with_groups)
+        {
+            return Ok(sizes.clone());
+        }
+        let sizes = self.service.list_sizes(with_groups)?;
+        *kept() = Some((position, with_groups, sizes.clone()));
+        Ok(sizes)
     }
 
     fn too_complex(&self, cost: u64) -> ServerError {
@@ -198,7 +247,15 @@ impl Runner {
                     Some(Lookup::Run(claim)) => Asked::Claimed(claim),
                     Some(Lookup::Wait(waiting)) => Asked::Waiting(waiting),
                 };
-                match self.admit(request, &credentials) {
+                let plan_key = who.as_ref().and_then(|_| plan::key(&request));
+                let admitted = match plan_key.as_deref().and_then(|key| self.plans.get(key)) {
+                    Some(plan) => self.admit_planned(request, plan),
+                    None => self.admit(request, &credentials).map(|mut admitted| {
+                        admitted.plan_key = plan_key;
+                        admitted
+                    }),
+                };
+                match admitted {
                     Ok(admitted) => Step::Admitted(Box::new(admitted), asked),
                     Err(refused) => Step::Refused(*refused),
                 }
@@ -261,6 +318,8 @@ impl Runner {
             mut request,
             name,
             kind,
+            plan,
+            plan_key,
             ..
         } = admitted;
         let claim = match asked {
@@ -280,34 +339,34 @@ impl Runner {
         // document was answered before, else planned now and kept once async-graphql has
         // answered it without an error.
         let mut planned = None;
-        if kind == OperationType::Query
-            && let Some(who) = who
-            && let Some(key) = plan::key(&request)
-        {
-            if let Some(plan) = self.plans.get(&key) {
-                if let Some(answer) = plan::answer(&plan, &self.service, who) {
-                    metrics::graphql_answer(metrics::AnswerSource::Planned);
-                    let label = self.count(name.as_ref().map(Option::as_deref), true, true);
-                    let bytes = Bytes::from(answer);
-                    if let Some(claim) = claim
-                        && bytes.len() <= self.options.max_response_bytes
-                    {
-                        claim.keep((bytes.clone(), true, label));
-                    }
-                    return bytes;
+        if let Some(plan) = plan {
+            if let Some(who) = who
+                && let Some(answer) = plan::answer(&plan, &self.service, who)
+            {
+                metrics::graphql_answer(metrics::AnswerSource::Planned);
+                let label = self.count(name.as_ref().map(Option::as_deref), true, true);
+                let bytes = Bytes::from(answer);
+                if let Some(claim) = claim
+                    && bytes.len() <= self.options.max_response_bytes
+                {
+                    claim.keep((bytes.clone(), true, label));
                 }
-            } else {
-                // The document is borrowed from the request, mutably: its other parts are
-                // lent to the planner meanwhile.
-                let variables = std::mem::take(&mut request.variables);
-                let operation = request.operation_name.take();
-                if let Ok(document) = request.parsed_query() {
-                    planned = plan::plan(document, operation.as_deref(), &variables)
-                        .map(|plan| (key, plan));
-                }
-                request.variables = variables;
-                request.operation_name = operation;
+                return bytes;
             }
+            // A resolver refused: async-graphql runs it (parsing it) and says why.
+        } else if kind == OperationType::Query
+            && let Some(key) = plan_key
+        {
+            // The document is borrowed from the request, mutably: its other parts are lent
+            // to the planner meanwhile.
+            let variables = std::mem::take(&mut request.variables);
+            let operation = request.operation_name.take();
+            if let Ok(document) = request.parsed_query() {
+                planned = plan::plan(document, operation.as_deref(), &variables, name.clone())
+                    .map(|plan| (key, plan));
+            }
+            request.variables = variables;
+            request.operation_name = operation;
         }
         // Resolvers whose answer can change without a commit (reachability) mark it, so that
         // it is not kept.
