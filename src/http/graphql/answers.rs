@@ -19,7 +19,7 @@ use axum::body::Bytes;
 use tokio::sync::watch;
 
 use crate::model::Principal;
-use crate::store::Ticket;
+use crate::store::Sequence;
 
 /// Larger answers are not kept.
 const LARGEST: usize = 1024 * 1024;
@@ -91,7 +91,7 @@ enum Entry {
 
 #[derive(Default)]
 struct AtCommit {
-    commit: Option<Ticket>,
+    commit: Option<Sequence>,
     answers: HashMap<Question, Entry>,
     bytes: usize,
 }
@@ -134,7 +134,7 @@ impl Waiting {
 /// to the waiting requests and keeps it; dropped unanswered, it lets the waiters run their own.
 pub struct Claim<'a> {
     answers: &'a Answers,
-    commit: Ticket,
+    commit: Sequence,
     question: Option<Question>,
     answer: watch::Sender<Option<Kept>>,
 }
@@ -180,7 +180,7 @@ impl Answers {
 
     /// The answer kept for this question at this commit, the request computing it, or a
     /// claim to compute it.
-    pub fn ask(&self, commit: Ticket, question: &Question) -> Lookup<'_> {
+    pub fn ask(&self, commit: Sequence, question: &Question) -> Lookup<'_> {
         let mut kept = self.lock();
         if kept.commit != Some(commit) {
             if kept.commit.is_some_and(|c| c > commit) {
@@ -215,7 +215,7 @@ impl Answers {
     }
 
     /// A claim that keeps nothing and that nobody waits for.
-    fn unclaimed(&self, commit: Ticket) -> Claim<'_> {
+    fn unclaimed(&self, commit: Sequence) -> Claim<'_> {
         Claim {
             answers: self,
             commit,
@@ -227,7 +227,7 @@ impl Answers {
     /// Keeps an answer computed from the state at `commit` (read before the query ran). If a
     /// commit landed meanwhile, the answer may show it; it is kept under the older commit,
     /// which no later question asks for.
-    fn put(&self, commit: Ticket, question: Question, answer: Kept) {
+    fn put(&self, commit: Sequence, question: Question, answer: Kept) {
         let question_size = question.size() + ENTRY_OVERHEAD;
         let size = answer.0.len() + answer.2.len() + question_size;
         let mut kept = self.lock();
@@ -280,7 +280,7 @@ mod tests {
     }
 
     fn claim<'a>(answers: &'a Answers, commit: u64, q: &Question) -> Claim<'a> {
-        match answers.ask(Ticket(commit), q) {
+        match answers.ask(Sequence(commit), q) {
             Lookup::Run(claim) => claim,
             Lookup::Kept(_) => panic!("kept already"),
             Lookup::Wait(_) => panic!("running already"),
@@ -302,7 +302,7 @@ mod tests {
         assert!(most > budget * 3 / 4, "the budget is used: {most}");
         let last = format!("{{ me {{ username }} }} # 199 {}", "x".repeat(4000));
         assert!(matches!(
-            answers.ask(Ticket(1), &question(last)),
+            answers.ask(Sequence(1), &question(last)),
             Lookup::Kept(_)
         ));
     }
@@ -327,7 +327,7 @@ mod tests {
         let q = question("{ me { username } }".into());
         let first = claim(&answers, 1, &q);
         let waiters: Vec<Waiting> = (0..3)
-            .map(|_| match answers.ask(Ticket(1), &q) {
+            .map(|_| match answers.ask(Sequence(1), &q) {
                 Lookup::Wait(waiting) => waiting,
                 _ => panic!("the second asker must wait for the first"),
             })
@@ -337,9 +337,9 @@ mod tests {
             let (bytes, ok, _) = waiting.answer().await.expect("the first asker's answer");
             assert_eq!((&bytes[..], ok), (&b"{\"data\":1}"[..], true));
         }
-        assert!(matches!(answers.ask(Ticket(1), &q), Lookup::Kept(_)));
+        assert!(matches!(answers.ask(Sequence(1), &q), Lookup::Kept(_)));
         // A new commit: the question is asked anew.
-        assert!(matches!(answers.ask(Ticket(2), &q), Lookup::Run(_)));
+        assert!(matches!(answers.ask(Sequence(2), &q), Lookup::Run(_)));
     }
 
     #[tokio::test]
@@ -347,7 +347,7 @@ mod tests {
         let answers = Answers::new(1024 * 1024);
         let q = question("{ me { username } }".into());
         let first = claim(&answers, 1, &q);
-        let Lookup::Wait(waiting) = answers.ask(Ticket(1), &q) else {
+        let Lookup::Wait(waiting) = answers.ask(Sequence(1), &q) else {
             panic!("the second asker must wait");
         };
         drop(first);
@@ -355,6 +355,6 @@ mod tests {
         assert_eq!(answers.bytes(), 0, "nothing is left of the claim");
         let again = claim(&answers, 1, &q);
         again.keep(answer("{}"));
-        assert!(matches!(answers.ask(Ticket(1), &q), Lookup::Kept(_)));
+        assert!(matches!(answers.ask(Sequence(1), &q), Lookup::Kept(_)));
     }
 }

@@ -32,7 +32,7 @@ use crate::error::Error;
 use crate::http::metrics;
 use crate::model::Principal;
 use crate::service::Service;
-use crate::store::Ticket;
+use crate::store::Sequence;
 
 pub struct Runner {
     schema: CallRecordingSchema,
@@ -44,7 +44,7 @@ pub struct Runner {
     plans: Plans,
     /// The lists' lengths for the complexity count, at the last position they were read:
     /// the service's own are read under the store's read view, a thread hand-off per request.
-    sizes: Mutex<Option<(Ticket, bool, Arc<Sizes>)>>,
+    sizes: Mutex<Option<(Sequence, bool, Arc<Sizes>)>>,
     /// Subscriptions open on the whole server.
     subscriptions: Arc<AtomicUsize>,
 }
