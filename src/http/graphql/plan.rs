@@ -17,6 +17,7 @@
 
 use std::collections::HashMap;
 use std::io::Write as _;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_graphql::parser::types::{
@@ -179,6 +180,8 @@ type Fields<T> = Vec<Field<T>>;
 #[derive(Debug)]
 pub struct Plan {
     root: Fields<Root>,
+    /// The length of its last answer: the next one is written into that much room at once.
+    last_length: AtomicUsize,
     /// The document planned, for the complexity count, which depends on the data.
     pub document: ExecutableDocument,
     /// The operation's name as its metrics label is made of (see `labels::selected`).
@@ -289,6 +292,7 @@ pub fn plan(
     };
     Some(Plan {
         root: planner.fields(&[&operation.selection_set.node], 0)?,
+        last_length: AtomicUsize::new(0),
         document: document.clone(),
         label,
     })
@@ -685,13 +689,14 @@ impl From<serde_json::Error> for GiveUp {
 /// The answer of `plan` for `who`, as async-graphql would render it (`{"data":{…}}`), or
 /// `None` when a resolver fails: async-graphql then runs the query and renders the error.
 pub fn answer(plan: &Plan, service: &Service, who: &Principal) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(4096);
+    let mut out = Vec::with_capacity(plan.last_length.load(Ordering::Relaxed).max(256) + 64);
     out.extend_from_slice(b"{\"data\":");
     object(&mut out, &plan.root, |out, what| {
         root(out, what, service, who)
     })
     .ok()?;
     out.push(b'}');
+    plan.last_length.store(out.len(), Ordering::Relaxed);
     Some(out)
 }
 
@@ -922,6 +927,7 @@ mod tests {
             let key = format!("{i} {}", "x".repeat(1000));
             let plan = Plan {
                 root: Vec::new(),
+                last_length: AtomicUsize::new(0),
                 document: async_graphql::parser::parse_query("{ me { username } }")
                     .expect("parses"),
                 label: None,
