@@ -2,6 +2,7 @@
 //! folder, plus a client that speaks to it like a portal would.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod callers;
 pub mod graphql;
 pub mod process;
