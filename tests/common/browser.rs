@@ -376,7 +376,7 @@ impl DevTools {
         let found = self
             .call(
                 "Accessibility.queryAXTree",
-                json!({"nodeId": document["root"]["nodeId"], "role": role, "accessibleName": name}),
+                json!({"backendNodeId": document["root"]["backendNodeId"], "role": role, "accessibleName": name}),
             )
             .await;
         found["nodes"]
@@ -425,6 +425,33 @@ impl DevTools {
         )
         .await;
         self.call("Input.insertText", json!({ "text": text })).await;
+        self.wait_for(
+            &format!("{selector} to hold what was typed"),
+            &format!("document.querySelector({selector:?}).value === {text:?}"),
+        )
+        .await;
+    }
+
+    /// Waits for the answer to the page's request to `url`; its status.
+    pub async fn wait_answered(&mut self, url: &str) -> u64 {
+        let deadline = Instant::now() + STEP;
+        loop {
+            let answered = self.events.iter().find_map(|e| {
+                (e["method"] == "Network.responseReceived" && e["params"]["response"]["url"] == url)
+                    .then(|| e["params"]["response"]["status"].as_u64())
+                    .flatten()
+            });
+            if let Some(status) = answered {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no answer from {url} within {STEP:?}"
+            );
+            // Any call brings in the events that came meanwhile.
+            tokio::time::sleep(POLL).await;
+            self.eval("0").await;
+        }
     }
 
     /// Presses a key (`Enter`, `Tab`, `Escape`, ...) on whatever has the focus.
