@@ -197,6 +197,12 @@ impl Dashboard {
     async fn check_clean(&mut self, app: &TestApp) {
         let problems = self.page.problems();
         assert!(problems.is_empty(), "{problems:#?}");
+        self.check_requests(app).await;
+    }
+
+    /// The page asked nothing of any host but the gateway, and broke no rule of its
+    /// Content-Security-Policy.
+    async fn check_requests(&mut self, app: &TestApp) {
         let violations = self.page.eval("window.cspViolations").await;
         assert_eq!(violations, json!([]), "Content-Security-Policy violations");
         let own = [
@@ -212,6 +218,39 @@ impl Dashboard {
             );
             assert!(url.contains("//127.0.0.1:"), "{url}");
         }
+    }
+
+    /// Waits until the page is live again: subscribed, its state in hand.
+    async fn wait_live(&mut self) {
+        self.page
+            .wait_for(
+                "the dashboard, live",
+                "document.getElementById('live').innerText === 'Live' && \
+                 !!document.querySelector('tr[data-platform]')",
+            )
+            .await;
+    }
+
+    /// The `callRecordingEvents` messages the page received, in order.
+    fn events_received(&self) -> Vec<Value> {
+        self.page
+            .events
+            .iter()
+            .filter(|e| e["method"] == "Network.webSocketFrameReceived")
+            .filter_map(|e| e["params"]["response"]["payloadData"].as_str())
+            .filter_map(|text| serde_json::from_str::<Value>(text).ok())
+            .filter(|m| m["type"] == "next")
+            .map(|m| m["payload"]["data"]["callRecordingEvents"].clone())
+            .collect()
+    }
+
+    /// How many times the page fetched its whole state.
+    fn state_fetches(&self, app: &TestApp) -> usize {
+        self.page
+            .posted_to(&app.url("/graphql"))
+            .iter()
+            .filter(|body| body.contains("query DashboardState"))
+            .count()
     }
 
     async fn close(self) {
@@ -316,13 +355,7 @@ async fn a_system_admin_manages_platforms_in_the_browser() {
     ui.screenshot("sign-in-refused").await;
 
     ui.sign_in("operator", "operator-password").await;
-    ui.page
-        .wait_for(
-            "the dashboard, live",
-            "document.getElementById('live').innerText === 'Live' && \
-             !!document.querySelector('tr[data-platform]')",
-        )
-        .await;
+    ui.wait_live().await;
     assert_eq!(
         ui.page
             .accessible("table", "Call recording platforms")
@@ -682,6 +715,178 @@ async fn a_group_admin_sees_the_platforms_and_no_controls_it_cannot_use() {
         .get("/api/v1/tenants/t1/groups/g1/services/call_recording/")
         .await;
     assert_eq!(body["name"], "Platform B", "{body}");
+    ui.check_clean(&app).await;
+    ui.close().await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_dropped_subscription_resumes_from_the_last_cursor_without_a_refetch() {
+    let app = TestApp::start().await;
+    let (status, body) = app
+        .admin(
+            Method::POST,
+            &platforms_path(),
+            Some(platform("First Platform")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let Some(mut ui) = Dashboard::open(&app, "/dashboard/").await else {
+        return;
+    };
+    ui.sign_in("admin", ADMIN_PASSWORD).await;
+    ui.wait_live().await;
+
+    // A change seen live: the page holds its cursor.
+    let (status, body) = app
+        .admin(
+            Method::POST,
+            &platforms_path(),
+            Some(platform("Seen Platform")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    ui.wait_row("Seen Platform", &["222"]).await;
+    let cursor = ui
+        .events_received()
+        .iter()
+        .rev()
+        .find_map(|event| event["cursor"].as_str().map(str::to_owned))
+        .expect("a live event with a cursor");
+
+    // The server goes away, and a change is made while the page is not connected: the page
+    // waits longer after each failed attempt (0.25 s, 0.5, 1, then 2), and after its third
+    // the server comes back, long before the fourth, with the change made.
+    let sockets = |ui: &Dashboard| {
+        ui.page
+            .events
+            .iter()
+            .filter(|e| e["method"] == "Network.webSocketCreated")
+            .count()
+    };
+    let before = sockets(&ui);
+    let addr = app.addr;
+    let data = app.stop().await;
+    let deadline = Instant::now() + STEP;
+    while sockets(&ui) < before + 3 {
+        assert!(
+            Instant::now() < deadline,
+            "no three reconnections within {STEP:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        ui.page.eval("0").await;
+    }
+    ui.screenshot("reconnecting").await;
+    let app = TestApp::restart_at(data, addr, &[]).await;
+    let (status, body) = app
+        .admin(
+            Method::POST,
+            &platforms_path(),
+            Some(platform("Missed Platform")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    ui.wait_row("Missed Platform", &["222"]).await;
+    ui.wait_live().await;
+    let subscribes: Vec<Value> = ui
+        .page
+        .websocket_sent()
+        .into_iter()
+        .filter(|m| m["type"] == "subscribe")
+        .collect();
+    assert!(subscribes.len() >= 2, "{subscribes:#?}");
+    assert_eq!(subscribes[0]["payload"]["variables"], json!({}));
+    assert_eq!(
+        subscribes.last().unwrap()["payload"]["variables"],
+        json!({ "after": cursor }),
+        "the page did not resume from its last cursor"
+    );
+    assert_eq!(
+        ui.state_fetches(&app),
+        1,
+        "the page fetched its state again"
+    );
+    // Recent changes caught up too, newest first.
+    ui.page
+        .wait_for(
+            "the missed change in Recent changes",
+            "document.querySelector('#changes li')?.innerText.includes('Missed Platform')",
+        )
+        .await;
+    ui.screenshot("resumed").await;
+    // Failed reconnections are logged by the browser; only requests are checked here.
+    ui.check_requests(&app).await;
+    ui.close().await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_access_token_is_renewed_before_it_expires_and_the_page_stays_live() {
+    let app = TestApp::start_with(&["--access-token-ttl", "3"]).await;
+    let (status, body) = app
+        .admin(
+            Method::POST,
+            &platforms_path(),
+            Some(platform("First Platform")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let Some(mut ui) = Dashboard::open(&app, "/dashboard/").await else {
+        return;
+    };
+    ui.sign_in("admin", ADMIN_PASSWORD).await;
+    ui.wait_live().await;
+
+    // Two renewals: the token the page signed in with has expired by then.
+    let renewal = app.url(REFRESH);
+    let deadline = Instant::now() + STEP;
+    while ui
+        .page
+        .requested()
+        .iter()
+        .filter(|url| **url == renewal)
+        .count()
+        < 2
+    {
+        assert!(Instant::now() < deadline, "no two renewals within {STEP:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        ui.page.eval("0").await;
+    }
+    ui.wait_live().await;
+    // The test's own token has expired too.
+    let token = app.login("admin", ADMIN_PASSWORD).await;
+    let sent = Instant::now();
+    let (status, body) = app
+        .call(
+            Method::POST,
+            &platforms_path(),
+            Some(&token),
+            Some(platform("Later Platform")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    ui.wait_row_within(
+        LIVE.saturating_sub(sent.elapsed()),
+        "Later Platform",
+        &["222"],
+    )
+    .await;
+    let who = ui.text("#who").await;
+    assert_eq!(who, "admin (System Admin)");
+    // Renewed before expiry: the stream was never ended for an old token.
+    let refused: Vec<&Value> = ui
+        .page
+        .events
+        .iter()
+        .filter(|e| {
+            e["method"] == "Network.webSocketFrameReceived"
+                && e["params"]["response"]["payloadData"]
+                    .as_str()
+                    .is_some_and(|text| text.contains("UNAUTHENTICATED"))
+        })
+        .collect();
+    assert!(refused.is_empty(), "{refused:#?}");
     ui.check_clean(&app).await;
     ui.close().await;
     app.stop().await;
