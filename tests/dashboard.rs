@@ -383,7 +383,18 @@ async fn a_system_admin_manages_platforms_in_the_browser() {
     ui.screenshot("signed-in").await;
 
     // Add a platform through the form, with the keyboard's Enter to submit.
-    ui.page.click("#add-platform").await;
+    // With the keyboard: Enter on the button opens the form, focus on its first field.
+    ui.page
+        .eval("document.getElementById('add-platform').focus()")
+        .await;
+    ui.page.press("Enter").await;
+    ui.page
+        .wait_for(
+            "the add form, focused",
+            "document.getElementById('platform-dialog').open && \
+             document.activeElement === document.getElementById('pf-name')",
+        )
+        .await;
     assert_eq!(ui.page.accessible("dialog", "Add platform").await, 1);
     for label in [
         "name",
@@ -555,6 +566,33 @@ async fn a_system_admin_manages_platforms_in_the_browser() {
     .await;
     ui.screenshot("live").await;
 
+    // Properties: a refused value is explained next to its field; a good one is saved.
+    ui.page.fill("#prop-maxConsecutiveFailures", "20").await;
+    ui.page.click("#properties button[type=submit]").await;
+    let message = ui
+        .page
+        .wait_for(
+            "the property's error",
+            "(() => { const t = document.querySelector('[data-error-for=\"maxConsecutiveFailures\"]')\
+             .innerText; return t ? t : null; })()",
+        )
+        .await;
+    assert!(
+        message.as_str().unwrap().contains("maxConsecutiveFailures"),
+        "{message}"
+    );
+    ui.page.fill("#prop-maxConsecutiveFailures", "7").await;
+    ui.page.click("#properties button[type=submit]").await;
+    ui.page
+        .wait_for(
+            "the property saved",
+            "!document.querySelector('[data-error-for=\"maxConsecutiveFailures\"]').innerText && \
+             document.getElementById('properties').dataset.dirty === 'false'",
+        )
+        .await;
+    let (_, body) = app.get(&format!("{CALL_RECORDING}/properties/")).await;
+    assert_eq!(body["maxConsecutiveFailures"], 7, "{body}");
+
     // The group's platform, changed from its select.
     let select = "#group-t1-g1";
     let shown = ui
@@ -651,6 +689,12 @@ async fn a_group_admin_sees_the_platforms_and_no_controls_it_cannot_use() {
     }
     app.add_user("group", "group-password", 8, Some("t1"), Some("g1"))
         .await;
+    app.add_user("tenant", "tenant-password", 12, Some("t1"), None)
+        .await;
+    app.add_user("other", "other-password", 8, Some("t1"), Some("g2"))
+        .await;
+    app.add_user("elsewhere", "other-password", 12, Some("t2"), None)
+        .await;
     let Some(mut ui) = Dashboard::open(&app, "/dashboard/").await else {
         return;
     };
@@ -715,6 +759,31 @@ async fn a_group_admin_sees_the_platforms_and_no_controls_it_cannot_use() {
         .get("/api/v1/tenants/t1/groups/g1/services/call_recording/")
         .await;
     assert_eq!(body["name"], "Platform B", "{body}");
+
+    // A Tenant Admin sees its tenant's groups, each with its select, and no more.
+    ui.page.click("#sign-out").await;
+    ui.page
+        .wait_for(
+            "the sign-in form again",
+            "document.activeElement === document.getElementById('username')",
+        )
+        .await;
+    ui.sign_in("tenant", "tenant-password").await;
+    ui.page
+        .wait_for(
+            "the tenant's groups",
+            "!!document.querySelector('#group-t1-g1') && !!document.querySelector('#group-t1-g2')",
+        )
+        .await;
+    assert_eq!(ui.text("#who").await, "tenant (Tenant Admin, t1)");
+    let buttons = ui.buttons().await;
+    assert_eq!(buttons, ["Sign out", "Reload"], "{buttons:?}");
+    let tenants = ui
+        .page
+        .eval("[...document.querySelectorAll('#groups h3')].map(h => h.innerText)")
+        .await;
+    assert_eq!(tenants, json!(["t1"]));
+    ui.screenshot("tenant-admin").await;
     ui.check_clean(&app).await;
     ui.close().await;
     app.stop().await;
