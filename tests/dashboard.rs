@@ -891,7 +891,7 @@ async fn a_dropped_subscription_resumes_from_the_last_cursor_without_a_refetch()
 }
 
 #[tokio::test]
-async fn the_access_token_is_renewed_before_it_expires_and_the_page_stays_live() {
+async fn the_access_token_is_renewed_before_it_expires_and_an_ended_session_signs_out() {
     let app = TestApp::start_with(&["--access-token-ttl", "3"]).await;
     let (status, body) = app
         .admin(
@@ -904,7 +904,9 @@ async fn the_access_token_is_renewed_before_it_expires_and_the_page_stays_live()
     let Some(mut ui) = Dashboard::open(&app, "/dashboard/").await else {
         return;
     };
-    ui.sign_in("admin", ADMIN_PASSWORD).await;
+    app.add_user("operator", "operator-password", 16, None, None)
+        .await;
+    ui.sign_in("operator", "operator-password").await;
     ui.wait_live().await;
 
     // Two renewals: the token the page signed in with has expired by then.
@@ -942,7 +944,7 @@ async fn the_access_token_is_renewed_before_it_expires_and_the_page_stays_live()
     )
     .await;
     let who = ui.text("#who").await;
-    assert_eq!(who, "admin (System Admin)");
+    assert_eq!(who, "operator (System Admin)");
     // Renewed before expiry: the stream was never ended for an old token.
     let refused: Vec<&Value> = ui
         .page
@@ -956,6 +958,33 @@ async fn the_access_token_is_renewed_before_it_expires_and_the_page_stays_live()
         })
         .collect();
     assert!(refused.is_empty(), "{refused:#?}");
+
+    // The session ends elsewhere (the user is deleted): the page is told at once, by its
+    // stream, and goes back to the sign-in form with the server's word for it.
+    let (status, body) = app
+        .call(
+            Method::DELETE,
+            "/api/v1/local/users/operator/",
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let message = ui
+        .page
+        .wait_for(
+            "the sign-in form, with why",
+            "(() => { const t = document.getElementById('sign-in-error').innerText; \
+             return !document.getElementById('sign-in-section').hidden && t ? t : null; })()",
+        )
+        .await;
+    println!("the page says: {message}");
+    assert_eq!(
+        ui.page
+            .eval("document.getElementById('dashboard').hidden")
+            .await,
+        true
+    );
     ui.check_clean(&app).await;
     ui.close().await;
     app.stop().await;

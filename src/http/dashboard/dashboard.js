@@ -559,10 +559,18 @@ function startEvents() {
         break;
     }
   };
-  ws.onclose = () => {
+  ws.onclose = (close) => {
     if (events.socket !== ws) return;
     events.socket = null;
-    retry();
+    if (close.code === 4403) {
+      // connection_init refused: the access token is no longer good.
+      renew().then((renewed) => {
+        if (renewed) retry();
+        else endSession('Your session has ended; sign in again.');
+      });
+    } else {
+      retry();
+    }
   };
 }
 
