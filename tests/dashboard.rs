@@ -11,6 +11,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::browser::*;
+use common::sip::{Responder, dead_port};
 use common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -985,6 +986,54 @@ async fn the_access_token_is_renewed_before_it_expires_and_an_ended_session_sign
             .await,
         true
     );
+    ui.check_clean(&app).await;
+    ui.close().await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn reachability_shows_and_changes_live_when_probing_is_on() {
+    let app = TestApp::start_with(&[
+        "--probe-platforms",
+        "--probe-interval",
+        "0.1",
+        "--probe-failures",
+        "1",
+    ])
+    .await;
+    let peer = Responder::udp(Some("200 OK"), Duration::ZERO).await;
+    for (name, port) in [
+        ("Answering Platform", peer.port),
+        ("Silent Platform", dead_port().await),
+    ] {
+        let mut body = platform(name);
+        body["netAddress"] = json!("127.0.0.1");
+        body["port"] = json!(port);
+        let (status, answer) = app.admin(Method::POST, &platforms_path(), Some(body)).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+    }
+    let Some(mut ui) = Dashboard::open(&app, "/dashboard/").await else {
+        return;
+    };
+    ui.sign_in("admin", ADMIN_PASSWORD).await;
+    ui.wait_live().await;
+    ui.wait_row("Answering Platform", &["UP"]).await;
+    ui.wait_row("Silent Platform", &["DOWN"]).await;
+    let headers = ui
+        .page
+        .eval("[...document.querySelectorAll('#platforms thead th')].map(th => th.innerText)")
+        .await;
+    assert!(
+        headers.as_array().unwrap().contains(&json!("Reachability")),
+        "{headers}"
+    );
+    ui.screenshot("reachability").await;
+
+    // The peer goes away: its platform turns DOWN on the page, from the live event.
+    drop(peer);
+    ui.wait_row("Answering Platform", &["DOWN"]).await;
+    let fetches = ui.state_fetches(&app);
+    assert_eq!(fetches, 1, "the state was fetched again");
     ui.check_clean(&app).await;
     ui.close().await;
     app.stop().await;

@@ -6,6 +6,7 @@ pub mod browser;
 pub mod callers;
 pub mod graphql;
 pub mod process;
+pub mod sip;
 pub mod ws;
 
 use std::net::SocketAddr;
