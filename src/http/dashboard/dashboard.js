@@ -218,14 +218,13 @@ function renew() {
   return renewing;
 }
 
-/** The first error message of a REST error body, with its field. */
+/** The message of a REST error body (`{"errors": [{"message", "details"}]}`). */
 async function restError(response) {
   try {
     const body = await response.json();
-    const error = body.errors[0];
-    return { message: error.message, field: error.details?.field };
+    return body.errors[0].message;
   } catch {
-    return { message: `The server answered ${response.status}.` };
+    return `The server answered ${response.status}.`;
   }
 }
 
@@ -244,7 +243,7 @@ async function signIn(event) {
       body: JSON.stringify({ username, password }),
     });
     if (!response.ok) {
-      errorSlot.textContent = (await restError(response)).message;
+      errorSlot.textContent = await restError(response);
       form.password.focus();
       return;
     }
