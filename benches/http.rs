@@ -28,7 +28,7 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use callrec_gateway::store::{Change, SledStore, Store, StoreOptions};
+use callrec_gateway::store::{Change, SledStore, StoreOptions};
 
 #[path = "support/fixtures.rs"]
 mod fixtures;
@@ -349,7 +349,7 @@ fn platforms_store(folder: &Path) -> anyhow::Result<()> {
         .map(|i| Change::PutPlatform(platform(&format!("P{i:03}"))))
         .collect();
     changes.push(Change::SetDefault(Some("P000".into())));
-    store.write().commit(changes)?;
+    store.seed(&changes)?;
     Ok(())
 }
 
@@ -369,7 +369,7 @@ fn silent_platforms_store(folder: &Path, ports: &[u16]) -> anyhow::Result<()> {
         })
         .collect();
     changes.push(Change::SetDefault(Some("S000".into())));
-    store.write().commit(changes)?;
+    store.seed(&changes)?;
     Ok(())
 }
 

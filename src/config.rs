@@ -70,7 +70,11 @@ pub struct ServeArgs {
     /// Login sessions one user may hold; a new login past it ends the user's oldest session.
     #[arg(long, env = "CALLREC_MAX_SESSIONS_PER_USER", default_value_t = 20)]
     pub max_sessions_per_user: usize,
-    /// How often expired sessions are removed from the store, in seconds.
+    /// How long the change log keeps its entries (the audit trail, and how far back a
+    /// subscription can resume), in days; 0 keeps everything. Pruned in the background.
+    #[arg(long, env = "CALLREC_AUDIT_RETENTION_DAYS", default_value_t = 365)]
+    pub audit_retention_days: u64,
+    /// How often expired sessions and log entries past retention are removed, in seconds.
     #[arg(long, env = "CALLREC_SESSION_PRUNE_INTERVAL", default_value_t = 60)]
     pub session_prune_interval: u64,
     /// Password checks and hashes run at once (each takes 19 MiB); default twice the cores.

@@ -24,6 +24,7 @@ impl Code {
     pub const UNAVAILABLE: Code = Code::new(107, "UNAVAILABLE");
     pub const INTERNAL: Code = Code::new(108, "INTERNAL");
     pub const REQUEST_TIMEOUT: Code = Code::new(109, "REQUEST_TIMEOUT");
+    pub const EVENTS_LOST: Code = Code::new(110, "EVENTS_LOST");
 
     const fn new(number: u32, name: &'static str) -> Code {
         Code { number, name }
@@ -68,6 +69,9 @@ pub enum Error {
     /// or changed. Retry after this many seconds.
     #[error("the server is busy checking passwords; try again in {retry_after_seconds} s")]
     Busy { retry_after_seconds: u64 },
+    /// A subscriber's position is older than the log's retention: what came after it is gone.
+    #[error("{0}")]
+    EventsLost(String),
     #[error("internal error")]
     Internal(String),
     #[error("{0}")]
@@ -113,6 +117,7 @@ impl Error {
             Error::Unavailable(_) | Error::Busy { .. } => Code::UNAVAILABLE,
             Error::Internal(_) => Code::INTERNAL,
             Error::Timeout(_) => Code::REQUEST_TIMEOUT,
+            Error::EventsLost(_) => Code::EVENTS_LOST,
         }
     }
 
@@ -127,6 +132,7 @@ impl Error {
             Error::Forbidden(_) => 403,
             Error::NotFound(_) => 404,
             Error::Timeout(_) => 408,
+            Error::EventsLost(_) => 410,
             Error::MethodNotAllowed(_) => 405,
             Error::PayloadTooLarge(_) => 413,
             Error::TooManyAttempts { .. } => 429,

@@ -38,6 +38,8 @@ pub struct Server {
     /// How long the server goes on (reads only) after its store failed, before it stops.
     store_failure_exit: Duration,
     session_prune_interval: Duration,
+    /// How long log entries are kept; `None` keeps them all.
+    audit_retention: Option<Duration>,
     /// How to probe the platforms, when asked to.
     probe: Option<ProbeOptions>,
     /// The password of the `admin` user created in an empty store, when none was given.
@@ -120,6 +122,8 @@ impl Server {
             },
             store_failure_exit: Duration::from_secs(args.store_failure_exit),
             session_prune_interval: Duration::from_secs(args.session_prune_interval.max(1)),
+            audit_retention: (args.audit_retention_days > 0)
+                .then(|| Duration::from_secs(args.audit_retention_days.saturating_mul(24 * 3600))),
             probe: args.probe_platforms.then_some(ProbeOptions {
                 interval: args.probe_interval,
                 failures: args.probe_failures,
@@ -150,9 +154,10 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let router = http::app(self.service.clone(), &self.options);
-        let pruning = tokio::spawn(prune_sessions(
+        let pruning = tokio::spawn(prune(
             self.service.clone(),
             self.session_prune_interval,
+            self.audit_retention,
         ));
         let prober = self
             .probe
@@ -227,9 +232,10 @@ impl Server {
     }
 }
 
-/// Removes expired sessions every `interval` while the server runs (and once at start, in
-/// [`Server::start`]), so that the store does not keep every session ever opened.
-async fn prune_sessions(service: Arc<Service>, interval: Duration) {
+/// Removes expired sessions, and log entries older than `retention`, every `interval` while
+/// the server runs (sessions also once at start, in [`Server::start`]), so that the store
+/// does not keep every session ever opened nor a log without end.
+async fn prune(service: Arc<Service>, interval: Duration, retention: Option<Duration>) {
     let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -238,6 +244,15 @@ async fn prune_sessions(service: Arc<Service>, interval: Duration) {
             Ok(0) => {}
             Ok(n) => tracing::debug!(sessions = n, "expired sessions removed"),
             Err(e) => tracing::warn!(error = %e, "expired sessions could not be removed"),
+        }
+        let Some(retention) = retention else {
+            continue;
+        };
+        let before = std::time::SystemTime::now() - retention;
+        match service.prune_log(before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(entries = n, "log entries past retention removed"),
+            Err(e) => tracing::warn!(error = %e, "log entries could not be removed"),
         }
     }
 }

@@ -84,10 +84,24 @@ impl Api {
         path: &str,
         body: Option<&Value>,
     ) -> Result<(u16, Value), String> {
+        self.call_as(method, path, body, None).await
+    }
+
+    /// As [`Api::call`], sent with `x-request-id: request_id`.
+    async fn call_as(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        request_id: Option<&str>,
+    ) -> Result<(u16, Value), String> {
         let mut request = self
             .client
             .request(method, format!("{}{}", self.base, path))
             .bearer_auth(&self.token);
+        if let Some(id) = request_id {
+            request = request.header("x-request-id", id);
+        }
         if let Some(body) = body {
             request = request.json(body);
         }
@@ -152,6 +166,10 @@ struct Client {
     id: usize,
     rng: StdRng,
     next: usize,
+    /// Requests sent, for their request ids.
+    sent: usize,
+    /// The request ids of this client's acknowledged changes, in the order they were made.
+    acknowledged: Vec<String>,
 }
 
 impl Client {
@@ -353,13 +371,30 @@ async fn client_loop(
     loop {
         let op = client.choose(&tracked.lock().unwrap());
         figures.lock().unwrap().requests += 1;
+        client.sent += 1;
+        let request_id = format!("c{}-r{}", client.id, client.sent);
         match api
-            .call(op.method.clone(), &op.path, op.body.as_ref())
+            .call_as(
+                op.method.clone(),
+                &op.path,
+                op.body.as_ref(),
+                Some(&request_id),
+            )
             .await
         {
             Ok((200, _)) => {
                 figures.lock().unwrap().acknowledged += 1;
                 let mut t = tracked.lock().unwrap();
+                // A change that sets what is already there commits nothing, so it has no
+                // entry; one whose starting point the kill left unknown may or may not.
+                let changes = op.effects.iter().any(|(key, value)| match t.keys.get(key) {
+                    Some(Expect(known)) if known.len() == 1 => known[0] != *value,
+                    Some(_) => false,
+                    None => !value.is_null(),
+                });
+                if changes {
+                    client.acknowledged.push(request_id);
+                }
                 for (key, value) in op.effects {
                     t.keys.insert(key, Expect::known(value));
                 }
@@ -383,6 +418,51 @@ async fn client_loop(
                     t.keys.insert(key, Expect(vec![before, value]));
                 }
                 return;
+            }
+        }
+    }
+}
+
+/// The change log after a restart: gap-free, and an entry for every acknowledged change, in
+/// the order each client made them.
+async fn verify_log(api: &Api, clients: &[Client], round: usize, seed: u64) {
+    let ctx = format!("round {round}, seed {seed} (CALLREC_CRASH_SEED={seed} to replay)");
+    let mut sequences = Vec::new();
+    let mut ids = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let path = match &after {
+            Some(c) => format!("/api/v1/audit/?limit=500&after={c}"),
+            None => "/api/v1/audit/?limit=500".to_owned(),
+        };
+        let page = api.get(&path).await;
+        for entry in page["entries"].as_array().expect("entries") {
+            sequences.push(entry["sequence"].as_u64().expect("sequence"));
+            if let Some(id) = entry["requestId"].as_str() {
+                ids.push(id.to_owned());
+            }
+        }
+        match page["next"].as_str() {
+            Some(next) => after = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    let first = sequences.first().copied().unwrap_or(1);
+    assert_eq!(
+        sequences,
+        (first..first + sequences.len() as u64).collect::<Vec<_>>(),
+        "{ctx}: the log has gaps"
+    );
+    for client in clients {
+        let prefix = format!("c{}-", client.id);
+        let logged: Vec<&String> = ids.iter().filter(|id| id.starts_with(&prefix)).collect();
+        // Every acknowledged change is logged, in order; a change cut off by a kill may be
+        // logged too, between them.
+        let mut at = 0;
+        for id in &client.acknowledged {
+            match logged[at..].iter().position(|l| *l == id) {
+                Some(found) => at += found + 1,
+                None => panic!("{ctx}: acknowledged change {id} is not in the log, in order"),
             }
         }
     }
@@ -492,6 +572,8 @@ async fn kill_9_at_random_moments_loses_no_acknowledged_change() {
             id,
             rng: StdRng::seed_from_u64(seed ^ (id as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)),
             next: 0,
+            sent: 0,
+            acknowledged: Vec::new(),
         })
         .collect();
     let tracked = std::sync::Mutex::new(Tracked::default());
@@ -507,6 +589,7 @@ async fn kill_9_at_random_moments_loses_no_acknowledged_change() {
         let api = Api::of(&p, &http).await;
         let mut state = std::mem::take(&mut *tracked.lock().unwrap());
         verify(&api, &mut state, round, seed).await;
+        verify_log(&api, &clients, round, seed).await;
         *tracked.lock().unwrap() = state;
         let kill_after = Duration::from_millis(rng.gen_range(30..400));
         let work = futures_util::future::join_all(
@@ -533,6 +616,7 @@ async fn kill_9_at_random_moments_loses_no_acknowledged_change() {
     let api = Api::of(&p, &http).await;
     let mut state = std::mem::take(&mut *tracked.lock().unwrap());
     verify(&api, &mut state, rounds + 1, seed).await;
+    verify_log(&api, &clients, rounds + 1, seed).await;
     let keys = state.keys.len();
     let (code, stderr) = p.terminate().await;
     assert_eq!(code, Some(0), "{stderr}");

@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 
 use callrec_gateway::service::Event;
 use common::*;
+use futures_util::StreamExt;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -367,7 +368,10 @@ async fn bad_bodies_and_ids_are_refused_naming_the_field_and_change_nothing() {
 #[tokio::test]
 async fn usage_follows_assign_reassign_clear_and_group_deletion() {
     let app = TestApp::start().await;
-    let mut events = app.service.subscribe();
+    let mut events = app
+        .service
+        .watch(&callrec_gateway::model::Principal::console(), None)
+        .expect("a System Admin may watch");
     add_platform(&app, "A").await;
     add_platform(&app, "B").await;
     add_tenant(&app, "T1").await;
@@ -422,12 +426,15 @@ async fn usage_follows_assign_reassign_clear_and_group_deletion() {
 
     // Every change of an assignment was published, in order, and nothing else about groups.
     let mut assigned = Vec::new();
-    while let Ok(event) = events.try_recv() {
+    // Published once durable, by the log follower: whatever is still to come arrives soon.
+    while let Ok(Some(Ok(logged))) =
+        tokio::time::timeout(std::time::Duration::from_millis(500), events.next()).await
+    {
         if let Event::GroupAssigned {
             group,
             previous,
             platform,
-        } = event
+        } = logged.event
         {
             assigned.push((
                 format!("{}/{}", group.tenant_id, group.group_id),

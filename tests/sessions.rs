@@ -107,7 +107,9 @@ async fn a_login_past_the_cap_ends_the_oldest_session() {
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(app.refresh(&sessions[4].1).await.0, StatusCode::OK);
-    let stored = app.service.store().read().sessions().unwrap();
+    let stored =
+        callrec_gateway::store::Read::sessions(&app.service.store().load().await.unwrap().0)
+            .unwrap();
     assert_eq!(stored.iter().filter(|s| s.username == "ops").count(), 3);
     // Another user's sessions are not counted.
     assert!(works(&app, &app.token).await);
@@ -122,7 +124,10 @@ async fn expired_sessions_are_removed_while_running() {
     }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
-        let left = app.service.store().read().sessions().unwrap().len();
+        let left =
+            callrec_gateway::store::Read::sessions(&app.service.store().load().await.unwrap().0)
+                .unwrap()
+                .len();
         if left == 0 {
             break;
         }

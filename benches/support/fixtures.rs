@@ -5,7 +5,7 @@
 use callrec_gateway::model::{
     Group, MediaStream, Platform, SchemaVersion, Tenant, TransportProtocol,
 };
-use callrec_gateway::store::{Change, SledStore, Store};
+use callrec_gateway::store::{Change, SledStore};
 
 /// The platform whose usage is measured.
 pub const MEASURED: &str = "Measured";
@@ -59,11 +59,11 @@ pub fn load_groups(store: &SledStore, groups: usize) -> anyhow::Result<()> {
             platform: Some(platform_of(i, groups).to_owned()),
         }));
         if changes.len() >= COMMIT_SIZE {
-            store.write().commit(std::mem::take(&mut changes))?;
+            store.seed(&std::mem::take(&mut changes))?;
         }
     }
     if !changes.is_empty() {
-        store.write().commit(changes)?;
+        store.seed(&changes)?;
     }
     Ok(())
 }

@@ -136,6 +136,25 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Segment
     }
 }
 
+/// Query parameters parsed strictly: unknown parameters and wrong types are 400 with the
+/// documented error body.
+pub struct QueryParams<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::try_from_uri(&parts.uri)
+            .map(|q| QueryParams(q.0))
+            .map_err(|rejection| {
+                ApiError(Error::invalid_body(format!(
+                    "the query string is not valid: {}",
+                    rejection.body_text()
+                )))
+            })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

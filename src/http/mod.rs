@@ -180,7 +180,8 @@ async fn observe(State(limit): State<Duration>, request: Request, next: Next) ->
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_owned();
-    let response = match tokio::time::timeout(limit, next.run(request)).await {
+    let run = crate::service::with_request_id(request_id.clone(), next.run(request));
+    let response = match tokio::time::timeout(limit, run).await {
         Ok(response) => response,
         Err(_) => error::ApiError(Error::Timeout(format!(
             "the request took longer than {} s; a change it asked for may still have been made",

@@ -94,7 +94,7 @@ async fn run(
     let console = Principal::console();
     let table = service.reachability_table();
     // Any commit may add, move or delete a platform: look again at once.
-    let mut commits = service.subscribe();
+    let mut commits = service.durable_commits();
     let permits = Arc::new(Semaphore::new(options.concurrency.max(1)));
     let mut running: JoinSet<(ProbeOutcome, Duration)> = JoinSet::new();
     let mut names_by_task: HashMap<Id, String> = HashMap::new();
@@ -181,8 +181,8 @@ async fn run(
                 }
             }
             () = tokio::time::sleep_until(next_due) => {}
-            received = commits.recv() => {
-                if matches!(received, Err(tokio::sync::broadcast::error::RecvError::Closed)) {
+            received = commits.changed() => {
+                if received.is_err() {
                     break;
                 }
             }

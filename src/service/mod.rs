@@ -1,7 +1,9 @@
 //! Every rule of the model, every authorization check, and the event stream. REST and GraphQL
 //! call these methods and nothing below them.
 
+mod audit;
 mod events;
+mod follow;
 mod org;
 mod platforms;
 mod properties;
@@ -10,12 +12,14 @@ mod sessions;
 mod sizes;
 mod users;
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use tokio::sync::{broadcast, watch};
 
-pub use self::events::Event;
+pub use self::audit::{AUDIT_PAGE_MAX, AuditPage, AuditQuery};
+pub use self::events::{Event, LoggedEvent};
+pub use self::follow::EventStream;
 pub use self::platforms::{PlatformEntry, PlatformList};
 pub use self::reachability::{ReachabilityChange, ReachabilityTable};
 use self::sessions::KnownToken;
@@ -23,47 +27,139 @@ pub use self::sessions::{LoginAnswer, RefreshAnswer, SessionSettings};
 pub use self::sizes::ListSizes;
 use crate::auth::{LoginThrottle, PasswordChecks, Throttle, Tokens};
 use crate::error::Result;
-use crate::store::{Change, Read, Store, Ticket};
+use crate::store::{Change, Committed, Entry, Read, Sequence, State, Store};
 
 const EVENT_BUFFER: usize = 1024;
+/// The actor of what the server does by itself: the bootstrap of a new store, pruning.
+pub const SYSTEM_ACTOR: &str = "system";
 
-/// Runs a call into the store. sled can block inside a call (a full disk, a slow device, its
-/// global lock held by a blocked batch); on a multi-threaded runtime the calling worker first
-/// hands its other tasks to another thread, so requests that do not need the store (health
-/// checks, answers kept in memory) keep being served.
-fn off_runtime<T>(f: impl FnOnce() -> T) -> T {
-    use tokio::runtime::{Handle, RuntimeFlavor};
-    match Handle::try_current() {
-        Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(f)
+tokio::task_local! {
+    /// The `x-request-id` of the request being served, for the log entries it makes.
+    static REQUEST_ID: String;
+}
+
+/// Runs `f` as the request `id`: what it commits is logged with that request id.
+pub async fn with_request_id<F: std::future::Future>(id: String, f: F) -> F::Output {
+    REQUEST_ID.scope(id, f).await
+}
+
+fn request_id() -> Option<String> {
+    REQUEST_ID.try_with(Clone::clone).ok()
+}
+
+/// The model at one log position, with what was computed from it. Everything kept here is
+/// dropped with it when the log moves, so no kept answer outlives its position.
+pub struct Snapshot {
+    pub sequence: Sequence,
+    state: State,
+    platform_list: OnceLock<Arc<PlatformList>>,
+    list_sizes: Mutex<Option<(bool, Arc<ListSizes>)>>,
+}
+
+impl Snapshot {
+    fn new(sequence: Sequence, state: State) -> Arc<Snapshot> {
+        Arc::new(Snapshot {
+            sequence,
+            state,
+            platform_list: OnceLock::new(),
+            list_sizes: Mutex::new(None),
+        })
+    }
+}
+
+/// A commit's entry and its events, as published to subscribers once durable.
+pub(crate) struct Published {
+    entry: Arc<Entry>,
+    events: Vec<Event>,
+}
+
+/// What the writer, the log follower and the subscribers share.
+pub(crate) struct Spine {
+    store: Arc<dyn Store>,
+    /// The newest state; readers clone the `Arc` and never wait for a writer.
+    head: RwLock<Arc<Snapshot>>,
+    /// Orders this process's writers (and catching up with other processes' commits).
+    write_gate: tokio::sync::Mutex<()>,
+    events: broadcast::Sender<Arc<Published>>,
+    /// The last log position whose events are published (so also durable).
+    published: watch::Sender<Sequence>,
+    /// Entries committed here and not yet published: the follower takes them from here
+    /// instead of reading them back from the store.
+    recent: Mutex<BTreeMap<u64, Arc<Entry>>>,
+}
+
+impl Spine {
+    fn snapshot(&self) -> Arc<Snapshot> {
+        self.head.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn install(&self, snapshot: Arc<Snapshot>) {
+        let mut head = self.head.write().unwrap_or_else(|p| p.into_inner());
+        if snapshot.sequence > head.sequence {
+            *head = snapshot;
         }
-        _ => f(),
+    }
+
+    /// Applies what other processes committed since our head. Called with the write gate held.
+    async fn catch_up(&self) -> Result<()> {
+        let snap = self.snapshot();
+        let foreign = self.store.catch_up(snap.sequence).await?;
+        let Some(last) = foreign.last().map(|f| f.entry.sequence()) else {
+            return Ok(());
+        };
+        let mut state = snap.state.clone();
+        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        for f in foreign {
+            for change in &f.changes {
+                state.apply(change);
+            }
+            recent.insert(f.entry.sequence, Arc::new(f.entry));
+        }
+        drop(recent);
+        self.install(Snapshot::new(last, state));
+        Ok(())
     }
 }
 
 pub struct Service {
-    store: Arc<dyn Store>,
-    /// Queues writers so that waiting for the store's writer lock never blocks a runtime thread.
-    write_gate: tokio::sync::Mutex<()>,
-    events: broadcast::Sender<Event>,
-    /// The last commit known durable, for whoever must re-check something after any commit.
-    durable: watch::Sender<Ticket>,
-    /// Events of commits not yet known durable, in commit order.
-    pending: Mutex<VecDeque<(Ticket, Event)>>,
+    spine: Arc<Spine>,
+    follower: tokio::task::JoinHandle<()>,
     tokens: Tokens,
     throttle: Arc<dyn LoginThrottle>,
     /// Bounds the memory and CPU that password hashing and checking take.
     password_checks: PasswordChecks,
     settings: SessionSettings,
-    /// The platform list as last read, dropped by every commit (see [`Service::platforms`]).
-    platform_list: Mutex<Option<Arc<PlatformList>>>,
-    /// Access tokens checked since the last commit (see `authenticate`).
+    /// Access tokens checked at a log position (see `authenticate`).
     principals: Mutex<HashMap<String, KnownToken>>,
     /// What this gateway's prober saw of each platform (not stored: each gateway sees for
     /// itself).
     reachability: ReachabilityTable,
-    /// The lists' lengths at the last commit they were asked for (see [`Service::list_sizes`]).
-    list_sizes: sizes::SizesAt,
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        self.follower.abort();
+    }
+}
+
+/// Who made a commit and how: what its log entry says besides the changes.
+#[derive(Clone, Copy)]
+pub(crate) struct Origin<'a> {
+    operation: &'static str,
+    actor: &'a str,
+}
+
+impl<'a> Origin<'a> {
+    fn new(operation: &'static str, actor: &'a str) -> Origin<'a> {
+        Origin { operation, actor }
+    }
+
+    fn system(operation: &'static str) -> Origin<'static> {
+        Origin {
+            operation,
+            actor: SYSTEM_ACTOR,
+        }
+    }
 }
 
 /// What a decision produces: the answer, the changes to commit, and the events they make.
@@ -94,117 +190,141 @@ impl<T> Decision<T> {
 }
 
 impl Service {
-    /// Builds the service over an open store, creating the token signing key on first use.
+    /// Builds the service over an open store: loads what it holds, follows its log, and
+    /// creates the token signing key on first use.
     pub async fn new(store: Arc<dyn Store>, settings: SessionSettings) -> Result<Service> {
-        let tokens = sessions::load_tokens(&*store, &settings).await?;
+        let (state, sequence) = store.load().await?;
         let (events, _) = broadcast::channel(EVENT_BUFFER);
-        let last = store.last_ticket();
+        let spine = Arc::new(Spine {
+            store,
+            head: RwLock::new(Snapshot::new(sequence, state)),
+            write_gate: tokio::sync::Mutex::new(()),
+            events,
+            published: watch::Sender::new(sequence),
+            recent: Mutex::new(BTreeMap::new()),
+        });
+        let follower = tokio::spawn(follow::run(
+            Arc::downgrade(&spine),
+            spine.store.durable_head(),
+        ));
         let throttle = Arc::new(Throttle::new(settings.max_failed_logins, settings.lockout));
         let password_checks =
             PasswordChecks::new(settings.max_password_checks, settings.password_check_wait);
-        Ok(Service {
-            store,
-            write_gate: tokio::sync::Mutex::new(()),
-            events,
-            durable: watch::Sender::new(last),
-            pending: Mutex::new(VecDeque::new()),
-            tokens,
+        let mut service = Service {
+            spine,
+            follower,
+            tokens: Tokens::new(&[0; 32], settings.access_ttl, settings.refresh_ttl),
             throttle,
             password_checks,
             settings,
-            platform_list: Mutex::new(None),
             principals: Mutex::new(HashMap::new()),
             reachability: ReachabilityTable::default(),
-            list_sizes: sizes::SizesAt::default(),
-        })
+        };
+        service.tokens = service.load_tokens().await?;
+        Ok(service)
     }
 
     /// The store under the service, for tests that look at what is stored.
     #[cfg(feature = "test-util")]
     pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
+        &self.spine.store
     }
 
-    /// The position of the last commit: answers computed at the same position are the same.
-    pub fn position(&self) -> Ticket {
-        self.store.last_ticket()
+    /// Commits `changes` as the system would (fixtures of tests and benchmarks).
+    #[cfg(feature = "test-util")]
+    pub async fn seed(&self, changes: Vec<Change>) -> Result<()> {
+        self.write(Origin::system("seed"), |_| {
+            let mut d = Decision::new(());
+            d.changes = changes.clone();
+            Ok(d)
+        })
+        .await
     }
 
-    /// The store is open, has not failed and takes a write (`/readyz`); run off the runtime,
-    /// as it writes.
+    /// The log position of the newest state: answers computed at the same position are the
+    /// same, in every process.
+    pub fn position(&self) -> Sequence {
+        self.spine.snapshot().sequence
+    }
+
+    /// The store is open, has not failed and takes a write (`/readyz`).
     pub async fn check_writable(&self) -> Result<()> {
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || store.check_writable())
-            .await
-            .map_err(|e| crate::error::Error::Internal(e.to_string()))?
+        self.spine.store.check_writable().await
     }
 
-    /// Every committed change from now on, in commit order, each sent once it is durable.
-    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
-        self.events.subscribe()
+    /// The last log position published to subscribers, moved by every commit once it is on
+    /// disk (sessions ended and users deleted included).
+    pub fn durable_commits(&self) -> watch::Receiver<Sequence> {
+        self.spine.published.subscribe()
     }
 
-    /// The last durable commit, changed by every commit once it is on disk (sessions ended
-    /// and users deleted included).
-    pub fn durable_commits(&self) -> watch::Receiver<Ticket> {
-        self.durable.subscribe()
+    fn snapshot(&self) -> Arc<Snapshot> {
+        self.spine.snapshot()
     }
 
     fn read<T>(&self, f: impl FnOnce(&dyn Read) -> Result<T>) -> Result<T> {
-        off_runtime(|| {
-            let view = self.store.read();
-            f(&*view)
-        })
+        f(&self.snapshot().state)
     }
 
-    /// Runs `decide` under the writer lock, commits what it decided atomically, and answers
-    /// once that commit (and every earlier one) is on disk.
-    async fn write<T>(&self, decide: impl FnOnce(&dyn Read) -> Result<Decision<T>>) -> Result<T> {
-        let _gate = self.write_gate.lock().await;
-        let (value, ticket) = off_runtime(|| {
-            let writer = self.store.write();
-            let decision = decide(&*writer)?;
-            let ticket = if decision.changes.is_empty() {
+    /// Decides against the newest state, commits what was decided with its log entry as one
+    /// atomic write, and answers once that commit (and every earlier one) is on disk. When
+    /// another process committed first, catches up and decides again: `decide` must have no
+    /// effect but its decision.
+    async fn write<T>(
+        &self,
+        origin: Origin<'_>,
+        decide: impl Fn(&dyn Read) -> Result<Decision<T>>,
+    ) -> Result<T> {
+        let spine = &self.spine;
+        let gate = spine.write_gate.lock().await;
+        loop {
+            let snap = spine.snapshot();
+            let decision = decide(&snap.state)?;
+            if decision.changes.is_empty() {
+                drop(gate);
                 // Nothing to write, but the answer may show an earlier commit: wait for it too.
-                self.store.last_ticket()
-            } else {
-                let ticket = writer.commit(decision.changes)?;
-                // Still under the writer lock: no reader can refill it with the old state.
-                *self.platform_list.lock().unwrap_or_else(|p| p.into_inner()) = None;
-                let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-                pending.extend(decision.events.into_iter().map(|e| (ticket, e)));
-                ticket
-            };
-            Ok::<_, crate::error::Error>((decision.value, ticket))
-        })?;
-        drop(_gate);
-        self.store.durable(ticket).await?;
-        self.publish_durable(ticket);
-        Ok(value)
-    }
-
-    fn publish_durable(&self, durable: Ticket) {
-        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        while pending.front().is_some_and(|(t, _)| *t <= durable) {
-            if let Some((_, event)) = pending.pop_front() {
-                // No subscriber is not an error.
-                let _ = self.events.send(event);
+                spine.store.durable(snap.sequence).await?;
+                return Ok(decision.value);
+            }
+            let sequence = snap.sequence.next();
+            let mut entry = Entry::new(
+                sequence,
+                crate::store::now_ms(),
+                origin.actor,
+                origin.operation,
+            );
+            entry.request_id = request_id();
+            entry.changes = audit::describe(&snap.state, &decision.changes);
+            entry.events = decision.events.iter().map(Into::into).collect();
+            match spine
+                .store
+                .commit(snap.sequence, &decision.changes, &entry)
+                .await?
+            {
+                Committed::At(at) => {
+                    let mut state = snap.state.clone();
+                    for change in &decision.changes {
+                        state.apply(change);
+                    }
+                    spine
+                        .recent
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(at.0, Arc::new(entry));
+                    spine.install(Snapshot::new(at, state));
+                    drop(gate);
+                    spine.store.durable(at).await?;
+                    return Ok(decision.value);
+                }
+                Committed::Conflict => spine.catch_up().await?,
             }
         }
-        drop(pending);
-        self.durable.send_if_modified(|last| {
-            let newer = durable > *last;
-            if newer {
-                *last = durable;
-            }
-            newer
-        });
     }
 
     /// Resolves with the cause once the store has failed (a write or flush could not be done):
     /// it takes no more writes, and only a restart reopens it.
     pub async fn store_failed(&self) -> String {
-        let mut failure = self.store.failure();
+        let mut failure = self.spine.store.failure();
         let cause = failure
             .wait_for(Option::is_some)
             .await
@@ -218,9 +338,6 @@ impl Service {
 
     /// Waits until everything committed so far is on disk (used on shutdown).
     pub async fn flush(&self) -> Result<()> {
-        let ticket = self.store.last_ticket();
-        self.store.durable(ticket).await?;
-        self.publish_durable(ticket);
-        Ok(())
+        self.spine.store.durable(self.position()).await
     }
 }

@@ -8,7 +8,7 @@
 //! that still has users, like one that still has groups, cannot be deleted, so no user is ever
 //! left pointing at nothing.
 
-use super::{Decision, Event, Service};
+use super::{Decision, Event, Origin, Service};
 use crate::error::{Error, Result};
 use crate::model::org::{self, check_group_id, check_tenant_id, tenant_missing};
 use crate::model::{Group, GroupRef, Level, Principal, Tenant};
@@ -91,7 +91,7 @@ impl Service {
         let tenant = Tenant {
             tenant_id: tenant_id.to_owned(),
         };
-        self.write(|r| {
+        self.write(Origin::new("addTenant", &who.username), |r| {
             if r.tenant(tenant_id)?.is_some() {
                 return Err(Error::AlreadyExists(format!(
                     "Tenant '{tenant_id}' already exists."
@@ -106,7 +106,7 @@ impl Service {
     pub async fn delete_tenant(&self, who: &Principal, tenant_id: &str) -> Result<()> {
         who.require(Level::SystemAdmin)?;
         check_tenant_id(tenant_id)?;
-        self.write(|r| {
+        self.write(Origin::new("deleteTenant", &who.username), |r| {
             if r.tenant(tenant_id)?.is_none() {
                 return Err(Error::InvalidOperation(tenant_missing(tenant_id)));
             }
@@ -162,7 +162,7 @@ impl Service {
             group_id: g.group_id.clone(),
             platform: None,
         };
-        self.write(|r| {
+        self.write(Origin::new("addGroup", &who.username), |r| {
             if r.tenant(tenant_id)?.is_none() {
                 return Err(Error::InvalidOperation(tenant_missing(tenant_id)));
             }
@@ -185,7 +185,7 @@ impl Service {
     ) -> Result<()> {
         who.require_tenant(tenant_id)?;
         let g = check_ref(tenant_id, group_id)?;
-        self.write(|r| {
+        self.write(Origin::new("deleteGroup", &who.username), |r| {
             let group = existing_group(r, &g)?;
             let users = users_in(r, tenant_id, Some(group_id))?;
             if users > 0 {
@@ -236,7 +236,7 @@ impl Service {
     ) -> Result<Option<String>> {
         who.require_group(tenant_id, group_id)?;
         let g = check_ref(tenant_id, group_id)?;
-        self.write(|r| {
+        self.write(Origin::new("assignGroupPlatform", &who.username), |r| {
             let group = existing_group(r, &g)?;
             if let Some(name) = &platform
                 && r.platform(name)?.is_none()

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::{Decision, Event, Service};
+use super::{Decision, Event, Origin, Service};
 use crate::error::{Error, Result};
 use crate::model::text;
 use crate::model::{GroupRef, Level, NewPlatform, Platform, PlatformChange, Principal};
@@ -58,24 +58,19 @@ fn check_name_free(r: &dyn Read, name: &str) -> Result<()> {
 }
 
 impl Service {
-    /// The list every portal and dashboard polls, kept in memory between commits: it is
-    /// read from the store (and remembered) while holding the store's read lock, and every
-    /// commit forgets it while holding the writer lock, so a remembered list is never older
-    /// than the last commit.
+    /// The list every portal and dashboard polls, computed once per log position and kept
+    /// with it.
     pub fn platforms(&self, who: &Principal) -> Result<Arc<PlatformList>> {
         who.require(Level::GroupAdmin)?;
-        let cached = || self.platform_list.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(list) = cached().as_ref() {
+        let snap = self.snapshot();
+        if let Some(list) = snap.platform_list.get() {
             return Ok(list.clone());
         }
-        self.read(|r| {
-            let list = Arc::new(PlatformList {
-                system_default: r.system_default()?,
-                platforms: r.platforms()?,
-            });
-            *cached() = Some(list.clone());
-            Ok(list)
-        })
+        let list = Arc::new(PlatformList {
+            system_default: snap.state.system_default()?,
+            platforms: snap.state.platforms()?,
+        });
+        Ok(snap.platform_list.get_or_init(|| list).clone())
     }
 
     /// One platform, or `None` when there is no such platform.
@@ -97,7 +92,7 @@ impl Service {
     pub async fn add_platform(&self, who: &Principal, new: NewPlatform) -> Result<PlatformEntry> {
         who.require(Level::SystemAdmin)?;
         let platform = new.validate()?;
-        self.write(|r| {
+        self.write(Origin::new("addPlatform", &who.username), |r| {
             check_name_free(r, &platform.name)?;
             let first = r.system_default()?.is_none();
             let entry = PlatformEntry {
@@ -131,7 +126,7 @@ impl Service {
         change: PlatformChange,
     ) -> Result<PlatformEntry> {
         who.require(Level::SystemAdmin)?;
-        self.write(|r| {
+        self.write(Origin::new("modifyPlatform", &who.username), |r| {
             let current = existing(r, name)?;
             let next = current.changed(&change)?;
             let previous_default = r.system_default()?;
@@ -174,7 +169,7 @@ impl Service {
     /// Deletes a platform that no group uses; the default only when it is the only platform.
     pub async fn delete_platform(&self, who: &Principal, name: &str) -> Result<()> {
         who.require(Level::SystemAdmin)?;
-        self.write(|r| {
+        self.write(Origin::new("deletePlatform", &who.username), |r| {
             existing(r, name)?;
             let in_use = r.usage_count(name, usize::MAX)?;
             let is_default = r.system_default()?.as_deref() == Some(name);

@@ -1,6 +1,6 @@
 //! The system-wide call recording properties.
 
-use super::{Decision, Event, Service};
+use super::{Decision, Event, Origin, Service};
 use crate::error::Result;
 use crate::model::{Level, Principal, Properties, PropertiesChange};
 use crate::store::Change;
@@ -17,7 +17,7 @@ impl Service {
         change: PropertiesChange,
     ) -> Result<Properties> {
         who.require(Level::SystemAdmin)?;
-        self.write(|r| {
+        self.write(Origin::new("modifyProperties", &who.username), |r| {
             let current = r.properties()?;
             let next = current.changed(&change)?;
             let d = Decision::new(next);

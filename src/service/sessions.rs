@@ -6,11 +6,11 @@ use rand::RngCore;
 use rand::distributions::{Alphanumeric, DistString};
 use rand::rngs::OsRng;
 
-use super::{Decision, Service};
+use super::{Decision, Origin, Service};
 use crate::auth::{Attempt, Outcome, PasswordChecks, TokenKind, Tokens, verify_password};
 use crate::error::{Error, Result};
 use crate::model::Principal;
-use crate::store::{Change, Session, Store, Ticket};
+use crate::store::{Change, Read, Sequence, Session};
 
 const TOKEN_KEY: &str = "token-signing-key";
 /// Tokens remembered between commits; past this many the memory starts over.
@@ -19,7 +19,7 @@ const KNOWN_TOKENS: usize = 4096;
 /// An access token found valid at a commit, with its user's principal at that commit; good
 /// until its token or session expires.
 pub(super) struct KnownToken {
-    commit: Ticket,
+    commit: Sequence,
     principal: Principal,
     expires_at: u64,
 }
@@ -79,24 +79,6 @@ fn now_millis() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-/// Loads the signing key, creating and storing it on first start.
-pub(super) async fn load_tokens(store: &dyn Store, settings: &SessionSettings) -> Result<Tokens> {
-    let existing = store.read().secret(TOKEN_KEY)?;
-    let key = match existing {
-        Some(key) => key,
-        None => {
-            let mut key = vec![0u8; 32];
-            OsRng.fill_bytes(&mut key);
-            let ticket = store
-                .write()
-                .commit(vec![Change::PutSecret(TOKEN_KEY.into(), key.clone())])?;
-            store.durable(ticket).await?;
-            key
-        }
-    };
-    Ok(Tokens::new(&key, settings.access_ttl, settings.refresh_ttl))
-}
-
 pub(super) fn random_id() -> String {
     let mut bytes = [0u8; 16];
     OsRng.fill_bytes(&mut bytes);
@@ -110,6 +92,24 @@ pub(super) fn random_password() -> String {
 impl Service {
     pub fn tokens(&self) -> &Tokens {
         &self.tokens
+    }
+
+    /// Loads the signing key, creating and storing it on first start (the bootstrap of a new
+    /// store).
+    pub(super) async fn load_tokens(&self) -> Result<Tokens> {
+        let mut fresh = vec![0u8; 32];
+        OsRng.fill_bytes(&mut fresh);
+        let key = self
+            .write(Origin::system("bootstrap"), |r| {
+                Ok(match r.secret(TOKEN_KEY)? {
+                    Some(key) => Decision::new(key),
+                    None => Decision::new(fresh.clone())
+                        .change(Change::PutSecret(TOKEN_KEY.into(), fresh.clone())),
+                })
+            })
+            .await?;
+        let settings = &self.settings;
+        Ok(Tokens::new(&key, settings.access_ttl, settings.refresh_ttl))
     }
 
     /// Checks the password and opens a session. The attempt is counted by the throttle
@@ -162,7 +162,7 @@ impl Service {
             self.tokens
                 .issue_refresh(&user.username, &session.id, &session.refresh_id)?;
         let cap = self.settings.max_sessions_per_user.max(1);
-        self.write(|r| {
+        self.write(Origin::new("login", &user.username), |r| {
             let mut d = Decision::new(());
             let mut open: Vec<Session> = r
                 .sessions()?
@@ -197,7 +197,7 @@ impl Service {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(access_token)
-            && known.commit == self.store.last_ticket()
+            && known.commit == self.position()
             && known.expires_at > now
         {
             return Ok(known.principal.clone());
@@ -226,11 +226,12 @@ impl Service {
         &self,
         session: &str,
         username: &str,
-    ) -> Result<(Principal, u64, Ticket)> {
+    ) -> Result<(Principal, u64, Sequence)> {
         let now = now();
-        self.read(|r| {
-            // Stable while the read lock is held: no commit can land.
-            let commit = self.store.last_ticket();
+        let snap = self.snapshot();
+        let commit = snap.sequence;
+        let r = &snap.state;
+        {
             let record = r
                 .session(session)?
                 .filter(|s| s.username == username && s.expires_at > now)
@@ -239,7 +240,7 @@ impl Service {
                 .user(username)?
                 .ok_or_else(|| Error::Unauthenticated("the user no longer exists".into()))?;
             Ok((Principal::of(&user), record.expires_at, commit))
-        })
+        }
     }
 
     /// A new access token and a new refresh token for the session's current refresh token.
@@ -252,7 +253,7 @@ impl Service {
         let grace_ms = u64::try_from(self.settings.refresh_grace.as_millis()).unwrap_or(u64::MAX);
         let next_id = random_id();
         let current_id = self
-            .write(|r| {
+            .write(Origin::new("refresh", &claims.sub), |r| {
                 let session = r
                     .session(&claims.sid)?
                     .filter(|s| s.username == claims.sub && s.expires_at > now)
@@ -306,7 +307,7 @@ impl Service {
                 "the refresh token belongs to another user".into(),
             ));
         }
-        self.write(|r| {
+        self.write(Origin::new("logout", &who.username), |r| {
             let d = Decision::new(());
             Ok(if r.session(&claims.sid)?.is_some() {
                 d.change(Change::DeleteSession(claims.sid.clone()))
@@ -320,7 +321,7 @@ impl Service {
     /// Forgets sessions whose refresh tokens have expired.
     pub async fn prune_sessions(&self) -> Result<usize> {
         let now = now();
-        self.write(|r| {
+        self.write(Origin::system("pruneSessions"), |r| {
             let expired: Vec<Change> = r
                 .sessions()?
                 .into_iter()

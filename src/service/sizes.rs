@@ -2,11 +2,11 @@
 //! a list field by its length).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use super::Service;
 use crate::error::Result;
-use crate::store::{Read, Ticket};
+use crate::store::Read;
 
 /// The lengths of the lists, at one commit.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -49,27 +49,19 @@ impl ListSizes {
     }
 }
 
-/// [`ListSizes`] computed once per commit (the groups' only when asked for).
-#[derive(Default)]
-pub(super) struct SizesAt(Mutex<Option<(Ticket, bool, Arc<ListSizes>)>>);
-
 impl Service {
     /// The lengths of the lists now; with `with_groups`, also the tenants' and groups' (a pass
-    /// over every group, done at most once per commit). Counts only, so no caller check.
+    /// over every group, done at most once per log position). Counts only, so no caller check.
     pub fn list_sizes(&self, with_groups: bool) -> Result<Arc<ListSizes>> {
-        let kept = || self.list_sizes.0.lock().unwrap_or_else(|p| p.into_inner());
-        self.read(|r| {
-            // Stable while the read view is held: no commit lands.
-            let ticket = self.store.last_ticket();
-            if let Some((at, has_groups, sizes)) = &*kept()
-                && *at == ticket
-                && (*has_groups || !with_groups)
-            {
-                return Ok(sizes.clone());
-            }
-            let sizes = Arc::new(ListSizes::of(r, with_groups)?);
-            *kept() = Some((ticket, with_groups, sizes.clone()));
-            Ok(sizes)
-        })
+        let snap = self.snapshot();
+        let mut kept = snap.list_sizes.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((has_groups, sizes)) = &*kept
+            && (*has_groups || !with_groups)
+        {
+            return Ok(sizes.clone());
+        }
+        let sizes = Arc::new(ListSizes::of(&snap.state, with_groups)?);
+        *kept = Some((with_groups, sizes.clone()));
+        Ok(sizes)
     }
 }

@@ -2,7 +2,7 @@
 
 use super::org::check_user_scope;
 use super::sessions::random_password;
-use super::{Decision, Service};
+use super::{Decision, Origin, Service};
 use crate::error::{Error, Result};
 use crate::model::text;
 use crate::model::user::{check_password, check_username};
@@ -64,7 +64,7 @@ impl Service {
             tenant_id: new.tenant_id,
             group_id: new.group_id,
         };
-        self.write(|r| {
+        self.write(Origin::new("addUser", &who.username), |r| {
             // Checked again under the writer lock: another request may have added the user,
             // or deleted its tenant or group, meanwhile.
             check_addable(
@@ -86,7 +86,7 @@ impl Service {
     /// Deletes a user and ends its sessions. The last System Admin cannot be deleted.
     pub async fn delete_user(&self, who: &Principal, username: &str) -> Result<()> {
         who.require(Level::SystemAdmin)?;
-        self.write(|r| {
+        self.write(Origin::new("deleteUser", &who.username), |r| {
             let user = r
                 .user(username)?
                 .ok_or_else(|| Error::NotFound(format!("user '{username}' does not exist")))?;
@@ -123,7 +123,7 @@ impl Service {
         check_username(username)?;
         check_password(password)?;
         let password_hash = self.password_checks.hash(password.to_owned()).await?;
-        self.write(|r| {
+        self.write(Origin::new("setPassword", &who.username), |r| {
             let mut user = r
                 .user(username)?
                 .ok_or_else(|| Error::NotFound(format!("user '{username}' does not exist")))?;
@@ -145,8 +145,13 @@ impl Service {
             Some(p) => (p, false),
             None => (random_password(), true),
         };
+        // The bootstrap of a new store is the system's doing, not a user's.
+        let system = Principal {
+            username: super::SYSTEM_ACTOR.into(),
+            ..Principal::console()
+        };
         self.add_user(
-            &Principal::console(),
+            &system,
             NewUser {
                 username: BOOTSTRAP_ADMIN.into(),
                 password: password.clone(),

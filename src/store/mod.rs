@@ -1,16 +1,25 @@
-//! Where the model is kept. The service reads through [`Read`] and writes through [`Write`]:
-//! a write holds the store's writer lock while the service checks its rules and commits the
-//! resulting [`Change`]s as one atomic step; [`Store::durable`] then waits until that commit is
-//! on disk. Several writers' commits share one flush (group commit).
+//! Where the model is kept. The service holds everything in memory as a [`State`] at a log
+//! [`Sequence`], reads through [`Read`], and decides each write against the newest state; the
+//! decision's [`Change`]s and its log [`Entry`] then go to the [`Store`] as one atomic commit,
+//! which succeeds only if the log still ends where the decision was made (so a backend shared
+//! by several processes can refuse it, and the service decides again). [`Store::durable`]
+//! waits until a commit is on disk; several writers' commits share one flush (group commit).
 //!
-//! Only `store::sled` names sled; another backend implements the same traits.
+//! What is on disk is the store's own serde types ([`records`]), never the wire format.
+//! Only `store::sled` names sled; another backend implements the same trait.
 
+mod log;
+pub mod records;
 mod sled;
+mod state;
 
-use std::future::Future;
-use std::pin::Pin;
+use tokio::sync::watch;
 
+pub use self::log::{
+    AuditChange, Entry, EventRecord, LogRange, Sequence, now_ms, parse_rfc3339, rfc3339_millis,
+};
 pub use self::sled::{SledStore, StoreOptions};
+pub use self::state::State;
 use crate::error::Result;
 use crate::model::{Group, GroupRef, Platform, Properties, Tenant, User};
 
@@ -37,10 +46,6 @@ pub struct Session {
     pub previous_until_ms: u64,
 }
 
-/// The position of a commit in the store's commit order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Ticket(pub u64);
-
 /// One change of a commit. A commit names each key at most once.
 #[derive(Debug, Clone)]
 pub enum Change {
@@ -61,7 +66,7 @@ pub enum Change {
     PutSecret(String, Vec<u8>),
 }
 
-/// A consistent view: no commit lands while one is held.
+/// A consistent view of the model at one log position.
 pub trait Read {
     fn platform(&self, name: &str) -> Result<Option<Platform>>;
     /// Every platform, ordered by name.
@@ -86,26 +91,55 @@ pub trait Read {
     fn secret(&self, name: &str) -> Result<Option<Vec<u8>>>;
 }
 
-/// The exclusive writer: read, decide, then commit once.
-pub trait Write: Read {
-    /// Applies every change atomically. Visible to readers at once; durable when
-    /// [`Store::durable`] for the returned ticket resolves.
-    fn commit(self: Box<Self>, changes: Vec<Change>) -> Result<Ticket>;
+/// What a commit attempt came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Committed {
+    /// Applied and appended at this sequence; durable once [`Store::durable`] resolves.
+    At(Sequence),
+    /// The log no longer ends where the decision was made: another process committed first.
+    /// Catch up (see [`Store::catch_up`]) and decide again.
+    Conflict,
 }
 
-pub type DurableFuture<'a> = Pin<Box<dyn Future<Output = Result<()>> + Send + 'a>>;
+/// What another process committed: its entry, and the changes that bring a state up to it.
+pub struct Foreign {
+    pub entry: Entry,
+    pub changes: Vec<Change>,
+}
 
+/// A backend of the service. Async where a store on a network must wait; the embedded one
+/// answers at once. The service holds the state in memory (see [`State`]), decides against
+/// it, and hands the store each commit's changes with its log entry.
+#[async_trait::async_trait]
 pub trait Store: Send + Sync + 'static {
-    fn read(&self) -> Box<dyn Read + '_>;
-    /// Waits for (blocks on) the writer lock. Hold it only to decide, never across an await.
-    fn write(&self) -> Box<dyn Write + '_>;
-    /// Resolves once every commit up to `ticket` is on disk.
-    fn durable(&self, ticket: Ticket) -> DurableFuture<'_>;
-    /// The newest commit; `durable(last_ticket())` makes everything so far durable.
-    fn last_ticket(&self) -> Ticket;
+    /// Everything stored, and the log position it includes.
+    async fn load(&self) -> Result<(State, Sequence)>;
+    /// Applies `changes` and appends `entry` (numbered `expected + 1`) as one atomic write, if
+    /// the log still ends at `expected`.
+    async fn commit(
+        &self,
+        expected: Sequence,
+        changes: &[Change],
+        entry: &Entry,
+    ) -> Result<Committed>;
+    /// Resolves once every commit up to `sequence` is on disk.
+    async fn durable(&self, sequence: Sequence) -> Result<()>;
+    /// The last durable log position, moved by every commit once it is on disk (from
+    /// whichever process it came). Needs a runtime.
+    fn durable_head(&self) -> watch::Receiver<Sequence>;
+    /// Log entries in a range (see [`LogRange`]).
+    async fn entries(&self, range: LogRange) -> Result<Vec<Entry>>;
+    /// The sequence of the oldest retained entry; one past the last when the log is empty.
+    async fn first_retained(&self) -> Result<Sequence>;
+    /// Removes up to `max` of the oldest entries made before `before_ms` (Unix
+    /// milliseconds); answers how many went.
+    async fn prune(&self, before_ms: i64, max: usize) -> Result<usize>;
+    /// What other processes committed after `after`, in log order. A store only one process
+    /// can open has none.
+    async fn catch_up(&self, after: Sequence) -> Result<Vec<Foreign>>;
     /// Writes a probe: the store is open and can take writes (and has not failed).
-    fn check_writable(&self) -> Result<()>;
+    async fn check_writable(&self) -> Result<()>;
     /// The cause, once a write or flush has failed: from then on the store takes no write
     /// (see `SledStore`), and the process should be restarted to reopen it. Needs a runtime.
-    fn failure(&self) -> tokio::sync::watch::Receiver<Option<String>>;
+    fn failure(&self) -> watch::Receiver<Option<String>>;
 }

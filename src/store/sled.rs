@@ -1,11 +1,10 @@
-//! The embedded store: one sled tree with a key prefix per kind of record, so that every
-//! commit is a single atomic `apply_batch`. A dedicated flusher thread makes commits durable;
+//! The embedded store: one sled tree with a key prefix per kind of record and one for the log,
+//! so that every commit (its changes and its log entry) is a single atomic `apply_batch`. A dedicated flusher thread makes commits durable;
 //! it is the only caller of `flush` (sled 0.34's concurrent flushes deadlock) and covers every
 //! commit made before each flush started, so concurrent writers share one fsync.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -13,9 +12,12 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
-use super::{Change, DurableFuture, Read, Session, Store, Ticket, Write};
+use super::records::{
+    GroupRecord, PlatformRecord, PropertiesRecord, SessionRecord, TenantRecord, UserRecord,
+};
+use super::{Change, Committed, Entry, Foreign, LogRange, Sequence, State, Store};
 use crate::error::{Error, Result};
-use crate::model::{Group, GroupRef, Platform, Properties, Tenant, User};
+use crate::model::{Group, Platform, Properties, Tenant, User};
 
 const PLATFORM: &[u8] = b"p:";
 const TENANT: &[u8] = b"t:";
@@ -24,18 +26,24 @@ const USAGE: &[u8] = b"u:";
 const USER: &[u8] = b"a:";
 const SESSION: &[u8] = b"x:";
 const SECRET: &[u8] = b"k:";
+/// The log: entries under their sequence, big-endian so that key order is log order.
+const LOG: &[u8] = b"l:";
 const DEFAULT: &[u8] = b"s:default";
 const PROPERTIES: &[u8] = b"s:properties";
 const FORMAT: &[u8] = b"s:format";
 const PROBE: &[u8] = b"s:probe";
-/// How many commits the store has taken, over its whole life; written by every commit.
+/// The sequence of the last log entry: how many commits the store has taken over its whole
+/// life (a store of format 1 counted them before it kept a log); written by every commit.
 const COMMITS: &[u8] = b"s:commits";
 /// Beside sled's files: the commit count last known on disk, written after each flush. A
 /// store holding fewer commits than this has lost acknowledged writes.
 const DURABLE_FILE: &str = "durable-commits";
 /// While flushes follow each other, the durable commit count is written out at most this often.
 const RECORD_EVERY: Duration = Duration::from_millis(100);
-const FORMAT_VERSION: &[u8] = b"1";
+const FORMAT_VERSION: &[u8] = b"2";
+/// The format before the log: the same records without versions, plus a usage index on disk
+/// (now built in memory). Opened by upgrading: its history starts empty.
+const FORMAT_BEFORE_LOG: &[u8] = b"1";
 /// Separates the parts of a composite key; no id or name may hold a control character.
 const SEP: u8 = 0;
 
@@ -62,15 +70,12 @@ impl StoreOptions {
 
 pub struct SledStore {
     db: sled::Db,
-    /// The lifetime commit count when this process opened the store.
-    base: u64,
-    lock: RwLock<()>,
-    committed: AtomicU64,
+    /// The sequence of the last log entry written.
+    committed: Mutex<u64>,
     flusher: Arc<Flusher>,
     flusher_thread: Option<JoinHandle<()>>,
     flush: bool,
 }
-
 #[derive(Debug, Clone, Default)]
 struct DurableState {
     seq: u64,
@@ -81,15 +86,16 @@ struct DurableState {
 }
 
 struct Flusher {
-    /// Where the durable commit count is recorded, and the count the tickets start from.
-    marker: Option<(PathBuf, u64)>,
+    /// Where the last durable sequence is recorded.
+    marker: PathBuf,
     /// The count last written out, and when.
     recorded: Mutex<(u64, Option<std::time::Instant>)>,
     wanted: Mutex<(u64, bool)>,
     wake: Condvar,
     durable: watch::Sender<DurableState>,
+    /// The last durable log position, for followers of the log.
+    head: watch::Sender<Sequence>,
 }
-
 fn storage(e: sled::Error) -> Error {
     Error::Unavailable(e.to_string())
 }
@@ -109,18 +115,24 @@ fn key(prefix: &[u8], parts: &[&str]) -> Vec<u8> {
     k
 }
 
-fn prefix_of(prefix: &[u8], parts: &[&str]) -> Vec<u8> {
-    let mut k = key(prefix, parts);
-    k.push(SEP);
-    k
-}
-
 fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
     serde_json::to_vec(value).map_err(|e| Error::Internal(e.to_string()))
 }
 
 fn decode<T: DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T> {
     serde_json::from_slice(bytes).map_err(|e| corrupt(what, e))
+}
+
+fn log_key(sequence: u64) -> Vec<u8> {
+    let mut k = LOG.to_vec();
+    k.extend_from_slice(&sequence.to_be_bytes());
+    k
+}
+
+fn count(what: &str, bytes: &[u8]) -> Result<u64> {
+    <[u8; 8]>::try_from(bytes)
+        .map(u64::from_be_bytes)
+        .map_err(|_| corrupt(what, "not an 8-byte count"))
 }
 
 impl SledStore {
@@ -158,6 +170,10 @@ impl SledStore {
             .map_err(|e| open_error(path, e))?;
         match db.get(FORMAT).map_err(|e| open_error(path, e))? {
             Some(v) if v.as_ref() == FORMAT_VERSION => {}
+            Some(v) if v.as_ref() == FORMAT_BEFORE_LOG => {
+                upgrade_from_format_1(&db).map_err(|e| open_error(path, e))?;
+                tracing::info!(data = %path.display(), "store upgraded to format 2; the change log starts now");
+            }
             Some(v) => anyhow::bail!(
                 "data folder {} holds store format {:?}, this version reads {:?}",
                 path.display(),
@@ -176,14 +192,12 @@ impl SledStore {
             }
         }
         let base = match db.get(COMMITS).map_err(|e| open_error(path, e))? {
-            Some(v) => <[u8; 8]>::try_from(v.as_ref())
-                .map(u64::from_be_bytes)
-                .map_err(|_| {
-                    anyhow::anyhow!(
-                        "data folder {} holds a damaged commit count",
-                        path.display()
-                    )
-                })?,
+            Some(v) => count("commit count", &v).map_err(|_| {
+                anyhow::anyhow!(
+                    "data folder {} holds a damaged commit count",
+                    path.display()
+                )
+            })?,
             None => 0,
         };
         if let Some(acknowledged) = acknowledged
@@ -196,13 +210,17 @@ impl SledStore {
                 path.display()
             );
         }
-        let (durable, _) = watch::channel(DurableState::default());
+        let (durable, _) = watch::channel(DurableState {
+            seq: base,
+            failed: None,
+        });
         let flusher = Arc::new(Flusher {
-            marker: Some((marker_path, base)),
-            recorded: Mutex::new((0, None)),
-            wanted: Mutex::new((0, false)),
+            marker: marker_path,
+            recorded: Mutex::new((base, None)),
+            wanted: Mutex::new((base, false)),
             wake: Condvar::new(),
             durable,
+            head: watch::Sender::new(Sequence(base)),
         });
         let flusher_thread = {
             let (db, flusher) = (db.clone(), flusher.clone());
@@ -214,20 +232,11 @@ impl SledStore {
         };
         Ok(SledStore {
             db,
-            base,
-            lock: RwLock::new(()),
-            committed: AtomicU64::new(0),
+            committed: Mutex::new(base),
             flusher,
             flusher_thread,
             flush: options.flush,
         })
-    }
-
-    fn get<T: DeserializeOwned>(&self, what: &str, key: &[u8]) -> Result<Option<T>> {
-        match self.db.get(key).map_err(storage)? {
-            Some(bytes) => decode(what, &bytes).map(Some),
-            None => Ok(None),
-        }
     }
 
     fn scan<T: DeserializeOwned>(&self, what: &str, prefix: &[u8]) -> Result<Vec<T>> {
@@ -240,45 +249,176 @@ impl SledStore {
             .collect()
     }
 
-    fn apply(&self, changes: Vec<Change>, commits: u64) -> Result<()> {
+    fn load_state(&self) -> Result<(State, Sequence)> {
+        let mut state = State::default();
+        let mut put = |change: Change| state.apply(&change);
+        for p in self.scan::<PlatformRecord>("platform", PLATFORM)? {
+            put(Change::PutPlatform(Platform::from(p)));
+        }
+        if let Some(name) = self.db.get(DEFAULT).map_err(storage)? {
+            let name = String::from_utf8(name.to_vec()).map_err(|e| corrupt("default", e))?;
+            put(Change::SetDefault(Some(name)));
+        }
+        if let Some(p) = self.db.get(PROPERTIES).map_err(storage)? {
+            let p: PropertiesRecord = decode("properties", &p)?;
+            put(Change::PutProperties(Properties::from(p)));
+        }
+        for t in self.scan::<TenantRecord>("tenant", TENANT)? {
+            put(Change::PutTenant(Tenant::from(t)));
+        }
+        for g in self.scan::<GroupRecord>("group", GROUP)? {
+            put(Change::PutGroup(Group::from(g)));
+        }
+        for u in self.scan::<UserRecord>("user", USER)? {
+            put(Change::PutUser(User::try_from(u)?));
+        }
+        for s in self.scan::<SessionRecord>("session", SESSION)? {
+            put(Change::PutSession(s.into()));
+        }
+        for item in self.db.scan_prefix(SECRET) {
+            let (k, v) = item.map_err(storage)?;
+            let name =
+                String::from_utf8(k[SECRET.len()..].to_vec()).map_err(|e| corrupt("secret", e))?;
+            put(Change::PutSecret(name, v.to_vec()));
+        }
+        Ok((state, Sequence(self.last())))
+    }
+
+    fn last(&self) -> u64 {
+        *self.committed.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn batch(&self, changes: &[Change], entry: &Entry) -> Result<sled::Batch> {
         let mut batch = sled::Batch::default();
-        batch.insert(COMMITS, &commits.to_be_bytes());
+        batch.insert(COMMITS, &entry.sequence.to_be_bytes());
+        batch.insert(log_key(entry.sequence), encode(entry)?);
         for change in changes {
             match change {
-                Change::PutPlatform(p) => batch.insert(key(PLATFORM, &[&p.name]), encode(&p)?),
-                Change::DeletePlatform(name) => batch.remove(key(PLATFORM, &[&name])),
+                Change::PutPlatform(p) => {
+                    batch.insert(key(PLATFORM, &[&p.name]), encode(&PlatformRecord::from(p))?)
+                }
+                Change::DeletePlatform(name) => batch.remove(key(PLATFORM, &[name])),
                 Change::SetDefault(Some(name)) => batch.insert(DEFAULT, name.as_bytes()),
                 Change::SetDefault(None) => batch.remove(DEFAULT),
-                Change::PutProperties(p) => batch.insert(PROPERTIES, encode(&p)?),
-                Change::PutTenant(t) => batch.insert(key(TENANT, &[&t.tenant_id]), encode(&t)?),
-                Change::DeleteTenant(id) => batch.remove(key(TENANT, &[&id])),
-                Change::PutGroup(g) => {
-                    let r = g.key();
-                    let old = self.group_record(&r)?.and_then(|old| old.platform);
-                    if old != g.platform {
-                        if let Some(old) = old {
-                            batch.remove(usage_key(&old, &r));
-                        }
-                        if let Some(new) = &g.platform {
-                            batch.insert(usage_key(new, &r), &[]);
-                        }
-                    }
-                    batch.insert(key(GROUP, &[&r.tenant_id, &r.group_id]), encode(&g)?);
+                Change::PutProperties(p) => {
+                    batch.insert(PROPERTIES, encode(&PropertiesRecord::from(p))?)
                 }
-                Change::DeleteGroup(r) => {
-                    if let Some(old) = self.group_record(&r)?.and_then(|old| old.platform) {
-                        batch.remove(usage_key(&old, &r));
-                    }
-                    batch.remove(key(GROUP, &[&r.tenant_id, &r.group_id]));
+                Change::PutTenant(t) => batch.insert(
+                    key(TENANT, &[&t.tenant_id]),
+                    encode(&TenantRecord::from(t))?,
+                ),
+                Change::DeleteTenant(id) => batch.remove(key(TENANT, &[id])),
+                Change::PutGroup(g) => batch.insert(
+                    key(GROUP, &[&g.tenant_id, &g.group_id]),
+                    encode(&GroupRecord::from(g))?,
+                ),
+                Change::DeleteGroup(r) => batch.remove(key(GROUP, &[&r.tenant_id, &r.group_id])),
+                Change::PutUser(u) => {
+                    batch.insert(key(USER, &[&u.username]), encode(&UserRecord::from(u))?)
                 }
-                Change::PutUser(u) => batch.insert(key(USER, &[&u.username]), encode(&u)?),
-                Change::DeleteUser(name) => batch.remove(key(USER, &[&name])),
-                Change::PutSession(s) => batch.insert(key(SESSION, &[&s.id]), encode(&s)?),
-                Change::DeleteSession(id) => batch.remove(key(SESSION, &[&id])),
-                Change::PutSecret(name, value) => batch.insert(key(SECRET, &[&name]), value),
+                Change::DeleteUser(name) => batch.remove(key(USER, &[name])),
+                Change::PutSession(s) => {
+                    batch.insert(key(SESSION, &[&s.id]), encode(&SessionRecord::from(s))?)
+                }
+                Change::DeleteSession(id) => batch.remove(key(SESSION, &[id])),
+                Change::PutSecret(name, value) => {
+                    batch.insert(key(SECRET, &[name]), value.as_slice())
+                }
             }
         }
-        self.db.apply_batch(batch).map_err(storage)
+        Ok(batch)
+    }
+
+    fn commit_now(
+        &self,
+        expected: Sequence,
+        changes: &[Change],
+        entry: &Entry,
+    ) -> Result<Committed> {
+        self.writable()?;
+        let mut committed = self.committed.lock().unwrap_or_else(|p| p.into_inner());
+        if *committed != expected.0 || entry.sequence != expected.0 + 1 {
+            return Ok(Committed::Conflict);
+        }
+        let batch = self.batch(changes, entry)?;
+        if let Err(e) = self.db.apply_batch(batch) {
+            let cause = e.to_string();
+            tracing::error!(error = %cause, "store write failed; no further write is taken");
+            self.flusher.fail(cause);
+            return Err(storage(e));
+        }
+        *committed = entry.sequence;
+        if self.flush {
+            self.flusher.want(entry.sequence);
+        } else {
+            // Acknowledged without waiting for the disk, so followers need not wait either.
+            self.flusher.head.send_replace(Sequence(entry.sequence));
+            self.flusher.want(entry.sequence);
+        }
+        Ok(Committed::At(entry.sequence()))
+    }
+
+    /// Commits `changes` as the system would, without a service (fixtures of tests and
+    /// benchmarks).
+    #[cfg(feature = "test-util")]
+    pub fn seed(&self, changes: &[Change]) -> Result<Sequence> {
+        let last = Sequence(self.last());
+        let entry = Entry::new(last.next(), super::now_ms(), "system", "seed");
+        match self.commit_now(last, changes, &entry)? {
+            Committed::At(at) => Ok(at),
+            Committed::Conflict => Err(Error::Internal("a seed raced another commit".into())),
+        }
+    }
+
+    fn read_entries(&self, range: LogRange) -> Result<Vec<Entry>> {
+        let from = log_key(range.after.0.saturating_add(1));
+        let to = log_key(range.before.map_or(u64::MAX, |b| b.0));
+        let mut iter = self.db.range(from..to);
+        let mut out = Vec::new();
+        while out.len() < range.limit {
+            let item = if range.newest_first {
+                iter.next_back()
+            } else {
+                iter.next()
+            };
+            let Some(item) = item else { break };
+            let (_, v) = item.map_err(storage)?;
+            out.push(decode("log entry", &v)?);
+        }
+        Ok(out)
+    }
+
+    fn oldest(&self) -> Result<Sequence> {
+        match self.db.scan_prefix(LOG).keys().next() {
+            Some(k) => {
+                let k = k.map_err(storage)?;
+                Ok(Sequence(count("log key", &k[LOG.len()..])?))
+            }
+            None => Ok(Sequence(self.last() + 1)),
+        }
+    }
+
+    fn prune_now(&self, before_ms: i64, max: usize) -> Result<usize> {
+        self.writable()?;
+        let mut batch = sled::Batch::default();
+        let mut n = 0;
+        for item in self.db.scan_prefix(LOG).take(max) {
+            let (k, v) = item.map_err(storage)?;
+            let entry: Entry = decode("log entry", &v)?;
+            if entry.at_ms >= before_ms {
+                break;
+            }
+            batch.remove(k);
+            n += 1;
+        }
+        if n > 0 {
+            if let Err(e) = self.db.apply_batch(batch) {
+                self.flusher.fail(e.to_string());
+                return Err(storage(e));
+            }
+            self.flusher.want(self.last());
+        }
+        Ok(n)
     }
 
     /// `Err(Unavailable)` once a write or flush has failed.
@@ -288,14 +428,32 @@ impl SledStore {
             None => Ok(()),
         }
     }
-
-    fn group_record(&self, r: &GroupRef) -> Result<Option<Group>> {
-        self.get("group", &key(GROUP, &[&r.tenant_id, &r.group_id]))
-    }
 }
 
-fn usage_key(platform: &str, r: &GroupRef) -> Vec<u8> {
-    key(USAGE, &[platform, &r.tenant_id, &r.group_id])
+/// Format 1 kept a usage index on disk; the state builds it in memory now. The records read
+/// as they are. Flushed before anything else is written in the new format.
+fn upgrade_from_format_1(db: &sled::Db) -> sled::Result<()> {
+    let mut batch = sled::Batch::default();
+    for k in db.scan_prefix(USAGE).keys() {
+        batch.remove(k?);
+    }
+    batch.insert(FORMAT, FORMAT_VERSION);
+    db.apply_batch(batch)?;
+    db.flush()?;
+    Ok(())
+}
+
+/// Runs a call into sled, which can block inside it (a full disk, a slow device, its global
+/// lock held by a blocked batch): on a multi-threaded runtime the calling worker first hands
+/// its other tasks to another thread, so requests that need no store keep being served.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
 }
 
 fn open_error(path: &Path, e: sled::Error) -> anyhow::Error {
@@ -374,6 +532,13 @@ impl Flusher {
             match flushed {
                 Ok(_) => {
                     self.durable.send_modify(|d| d.seq = d.seq.max(target));
+                    self.head.send_if_modified(|h| {
+                        let newer = target > h.0;
+                        if newer {
+                            h.0 = target;
+                        }
+                        newer
+                    });
                     self.record_durable(target, false);
                 }
                 Err(e) => {
@@ -396,14 +561,12 @@ impl Flusher {
         self.recorded.lock().map(|r| r.0 < seq).unwrap_or(false)
     }
 
-    /// Records that the first `seq` commits of this process are on disk: at most every
+    /// Records that the log up to `seq` is on disk: at most every
     /// [`RECORD_EVERY`] while flushes follow each other (unless `now`), so the file costs
     /// nothing per write. Written without fsync: the record may lag behind the store (after a
     /// busy moment, or a power loss), never run ahead of it.
     fn record_durable(&self, seq: u64, now: bool) {
-        let Some((path, base)) = &self.marker else {
-            return;
-        };
+        let path = &self.marker;
         let Ok(mut recorded) = self.recorded.lock() else {
             return;
         };
@@ -411,8 +574,8 @@ impl Flusher {
             return;
         }
         let tmp = path.with_extension("tmp");
-        let written = std::fs::write(&tmp, (base + seq).to_string())
-            .and_then(|_| std::fs::rename(&tmp, path));
+        let written =
+            std::fs::write(&tmp, seq.to_string()).and_then(|_| std::fs::rename(&tmp, path));
         match written {
             Ok(()) => *recorded = (seq, Some(std::time::Instant::now())),
             Err(e) => tracing::warn!(error = %e, "cannot record the durable commit count"),
@@ -445,216 +608,75 @@ impl Drop for SledStore {
             return;
         }
         match self.db.flush() {
-            Ok(_) => self
-                .flusher
-                .record_durable(self.committed.load(Ordering::SeqCst), true),
+            Ok(_) => self.flusher.record_durable(self.last(), true),
             Err(e) => tracing::error!(error = %e, "final store flush failed"),
         }
     }
 }
 
-/// A view holding the store's lock (shared for reads, exclusive for the writer).
-struct Locked<'a, G> {
-    store: &'a SledStore,
-    _guard: G,
-}
-
-impl<G> Read for Locked<'_, G> {
-    fn platform(&self, name: &str) -> Result<Option<Platform>> {
-        self.store.get("platform", &key(PLATFORM, &[name]))
-    }
-
-    fn platforms(&self) -> Result<Vec<Platform>> {
-        self.store.scan("platform", PLATFORM)
-    }
-
-    fn platform_names(&self) -> Result<Vec<String>> {
-        self.store
-            .db
-            .scan_prefix(PLATFORM)
-            .keys()
-            .map(|k| {
-                let k = k.map_err(storage)?;
-                String::from_utf8(k[PLATFORM.len()..].to_vec()).map_err(|e| corrupt("platform", e))
-            })
-            .collect()
-    }
-
-    fn system_default(&self) -> Result<Option<String>> {
-        match self.store.db.get(DEFAULT).map_err(storage)? {
-            Some(v) => String::from_utf8(v.to_vec())
-                .map(Some)
-                .map_err(|e| corrupt("default", e)),
-            None => Ok(None),
-        }
-    }
-
-    fn properties(&self) -> Result<Properties> {
-        Ok(self
-            .store
-            .get("properties", PROPERTIES)?
-            .unwrap_or_default())
-    }
-
-    fn usage(&self, platform: &str) -> Result<Vec<GroupRef>> {
-        let prefix = prefix_of(USAGE, &[platform]);
-        self.store
-            .db
-            .scan_prefix(&prefix)
-            .keys()
-            .map(|k| {
-                let k = k.map_err(storage)?;
-                let rest = &k[prefix.len()..];
-                let mut parts = rest.splitn(2, |b| *b == SEP);
-                let (Some(t), Some(g)) = (parts.next(), parts.next()) else {
-                    return Err(corrupt("usage", "malformed key"));
-                };
-                let text =
-                    |b: &[u8]| String::from_utf8(b.to_vec()).map_err(|e| corrupt("usage", e));
-                Ok(GroupRef {
-                    tenant_id: text(t)?,
-                    group_id: text(g)?,
-                })
-            })
-            .collect()
-    }
-
-    fn usage_count(&self, platform: &str, limit: usize) -> Result<usize> {
-        let mut n = 0;
-        for k in self
-            .store
-            .db
-            .scan_prefix(prefix_of(USAGE, &[platform]))
-            .keys()
-        {
-            k.map_err(storage)?;
-            n += 1;
-            if n >= limit {
-                break;
-            }
-        }
-        Ok(n)
-    }
-
-    fn tenant(&self, tenant_id: &str) -> Result<Option<Tenant>> {
-        self.store.get("tenant", &key(TENANT, &[tenant_id]))
-    }
-
-    fn tenants(&self) -> Result<Vec<Tenant>> {
-        self.store.scan("tenant", TENANT)
-    }
-
-    fn group(&self, group: &GroupRef) -> Result<Option<Group>> {
-        self.store.group_record(group)
-    }
-
-    fn groups(&self, tenant_id: &str) -> Result<Vec<Group>> {
-        self.store.scan("group", &prefix_of(GROUP, &[tenant_id]))
-    }
-
-    fn user(&self, username: &str) -> Result<Option<User>> {
-        self.store.get("user", &key(USER, &[username]))
-    }
-
-    fn users(&self) -> Result<Vec<User>> {
-        self.store.scan("user", USER)
-    }
-
-    fn session(&self, id: &str) -> Result<Option<Session>> {
-        self.store.get("session", &key(SESSION, &[id]))
-    }
-
-    fn sessions(&self) -> Result<Vec<Session>> {
-        self.store.scan("session", SESSION)
-    }
-
-    fn secret(&self, name: &str) -> Result<Option<Vec<u8>>> {
-        Ok(self
-            .store
-            .db
-            .get(key(SECRET, &[name]))
-            .map_err(storage)?
-            .map(|v| v.to_vec()))
-    }
-}
-
-impl Write for Locked<'_, RwLockWriteGuard<'_, ()>> {
-    fn commit(self: Box<Self>, changes: Vec<Change>) -> Result<Ticket> {
-        self.store.writable()?;
-        // Numbered while the writer lock is still held, so ticket order is commit order.
-        let seq = self.store.committed.load(Ordering::SeqCst) + 1;
-        if let Err(e) = self.store.apply(changes, self.store.base + seq) {
-            if let Error::Unavailable(cause) = &e {
-                tracing::error!(error = %cause, "store write failed; no further write is taken");
-                self.store.flusher.fail(cause.clone());
-            }
-            return Err(e);
-        }
-        self.store.committed.store(seq, Ordering::SeqCst);
-        self.store.flusher.want(seq);
-        Ok(Ticket(seq))
-    }
-}
-
-fn lock_read(lock: &RwLock<()>) -> RwLockReadGuard<'_, ()> {
-    // The lock guards no data, so a panic elsewhere cannot have left anything half-done.
-    lock.read().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-fn lock_write(lock: &RwLock<()>) -> RwLockWriteGuard<'_, ()> {
-    lock.write()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
+#[async_trait::async_trait]
 impl Store for SledStore {
-    fn read(&self) -> Box<dyn Read + '_> {
-        Box::new(Locked {
-            store: self,
-            _guard: lock_read(&self.lock),
-        })
+    async fn load(&self) -> Result<(State, Sequence)> {
+        blocking(|| self.load_state())
     }
 
-    fn write(&self) -> Box<dyn Write + '_> {
-        Box::new(Locked {
-            store: self,
-            _guard: lock_write(&self.lock),
-        })
+    async fn commit(
+        &self,
+        expected: Sequence,
+        changes: &[Change],
+        entry: &Entry,
+    ) -> Result<Committed> {
+        blocking(|| self.commit_now(expected, changes, entry))
     }
 
-    fn durable(&self, ticket: Ticket) -> DurableFuture<'_> {
+    async fn durable(&self, sequence: Sequence) -> Result<()> {
+        if !self.flush {
+            return Ok(());
+        }
         let mut rx = self.flusher.durable.subscribe();
-        let flush = self.flush;
-        Box::pin(async move {
-            if !flush {
-                return Ok(());
-            }
-            let state = rx
-                .wait_for(|d| d.seq >= ticket.0 || d.failed.is_some())
-                .await
-                .map_err(|_| Error::Unavailable("the store is closed".into()))?
-                .clone();
-            match state.failed {
-                // A flush failure may leave earlier commits undurable too: acknowledge nothing.
-                Some(cause) => Err(Error::Unavailable(format!(
-                    "the store could not flush: {cause}"
-                ))),
-                None => Ok(()),
-            }
-        })
+        let state = rx
+            .wait_for(|d| d.seq >= sequence.0 || d.failed.is_some())
+            .await
+            .map_err(|_| Error::Unavailable("the store is closed".into()))?
+            .clone();
+        match state.failed {
+            // A flush failure may leave earlier commits undurable too: acknowledge nothing.
+            Some(cause) => Err(Error::Unavailable(format!(
+                "the store could not flush: {cause}"
+            ))),
+            None => Ok(()),
+        }
     }
 
-    fn last_ticket(&self) -> Ticket {
-        Ticket(self.committed.load(Ordering::SeqCst))
+    fn durable_head(&self) -> watch::Receiver<Sequence> {
+        self.flusher.head.subscribe()
     }
 
-    fn check_writable(&self) -> Result<()> {
+    async fn entries(&self, range: LogRange) -> Result<Vec<Entry>> {
+        blocking(|| self.read_entries(range))
+    }
+
+    async fn first_retained(&self) -> Result<Sequence> {
+        blocking(|| self.oldest())
+    }
+
+    async fn prune(&self, before_ms: i64, max: usize) -> Result<usize> {
+        blocking(|| self.prune_now(before_ms, max))
+    }
+
+    async fn catch_up(&self, _after: Sequence) -> Result<Vec<Foreign>> {
+        // The folder's lock keeps every other process out: nothing is foreign.
+        Ok(Vec::new())
+    }
+
+    async fn check_writable(&self) -> Result<()> {
         self.writable()?;
-        let _guard = lock_write(&self.lock);
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
-        if let Err(e) = self.db.insert(PROBE, now.to_string().as_bytes()) {
+        let written = blocking(|| self.db.insert(PROBE, now.to_string().as_bytes()));
+        if let Err(e) = written {
             self.flusher.fail(e.to_string());
             return Err(storage(e));
         }
@@ -686,14 +708,27 @@ mod tests {
             .unwrap_or(0)
     }
 
+    async fn put_secret(store: &SledStore, name: &str) -> Sequence {
+        let last = store.durable_head().borrow().0.max(store.last());
+        let entry = Entry::new(Sequence(last + 1), 0, "system", "test");
+        let change = Change::PutSecret(name.into(), vec![1]);
+        let Committed::At(at) = store
+            .commit(Sequence(last), &[change], &entry)
+            .await
+            .unwrap()
+        else {
+            panic!("conflict in a store of one writer");
+        };
+        store.durable(at).await.unwrap();
+        at
+    }
+
     #[tokio::test]
     async fn the_durable_count_is_recorded_once_writes_pause() {
         let dir = tempfile::tempdir().unwrap();
         let store = SledStore::open(StoreOptions::new(dir.path())).unwrap();
         for i in 0..5 {
-            let change = Change::PutSecret(format!("k{i}"), vec![1]);
-            let ticket = store.write().commit(vec![change]).unwrap();
-            store.durable(ticket).await.unwrap();
+            put_secret(&store, &format!("k{i}")).await;
         }
         // Written within RECORD_EVERY of the pause, without closing the store.
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -704,13 +739,116 @@ mod tests {
         assert_eq!(marker(dir.path()), 5);
         drop(store);
         let store = SledStore::open(StoreOptions::new(dir.path())).unwrap();
-        let ticket = store
-            .write()
-            .commit(vec![Change::PutSecret("k".into(), vec![2])])
-            .unwrap();
-        store.durable(ticket).await.unwrap();
+        assert_eq!(put_secret(&store, "k").await, Sequence(6));
         drop(store);
         // Counted over the store's life, across restarts.
         assert_eq!(marker(dir.path()), 6);
+    }
+
+    #[tokio::test]
+    async fn a_commit_made_against_an_old_position_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(StoreOptions::new(dir.path())).unwrap();
+        put_secret(&store, "a").await;
+        let stale = Entry::new(Sequence(1), 0, "system", "test");
+        let outcome = store
+            .commit(
+                Sequence(0),
+                &[Change::PutSecret("b".into(), vec![2])],
+                &stale,
+            )
+            .await
+            .unwrap();
+        assert_eq!(outcome, Committed::Conflict);
+        let (state, at) = store.load().await.unwrap();
+        assert_eq!(at, Sequence(1));
+        assert_eq!(crate::store::Read::secret(&state, "b").unwrap(), None);
+        assert_eq!(
+            store
+                .entries(LogRange::after(Sequence(0), 10))
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+
+    /// A folder as the release before the log wrote it: records without versions, a usage
+    /// index on disk, the commit count, no log.
+    fn format_1_folder(dir: &Path) {
+        let db = sled::open(dir).unwrap();
+        db.insert(FORMAT, FORMAT_BEFORE_LOG).unwrap();
+        let platform = serde_json::json!({"name": "A", "netAddress": "10.0.0.1", "port": 5060,
+            "mediaStream": "Dual", "transportProtocol": "UDP", "schemaVersion": "1.0",
+            "supportVideoRecording": false});
+        db.insert(
+            key(PLATFORM, &["A"]),
+            serde_json::to_vec(&platform).unwrap(),
+        )
+        .unwrap();
+        db.insert(DEFAULT, "A").unwrap();
+        db.insert(key(TENANT, &["T"]), br#"{"tenantId":"T"}"#.to_vec())
+            .unwrap();
+        db.insert(
+            key(GROUP, &["T", "G"]),
+            br#"{"tenantId":"T","groupId":"G","platform":"A"}"#.to_vec(),
+        )
+        .unwrap();
+        db.insert(key(USAGE, &["A", "T", "G"]), b"".to_vec())
+            .unwrap();
+        let user = serde_json::json!({"username": "admin", "passwordHash": "$argon2id$x",
+            "level": 16});
+        db.insert(key(USER, &["admin"]), serde_json::to_vec(&user).unwrap())
+            .unwrap();
+        db.insert(
+            key(SESSION, &["s1"]),
+            br#"{"id":"s1","username":"admin","expires_at":99}"#.to_vec(),
+        )
+        .unwrap();
+        db.insert(COMMITS, &41u64.to_be_bytes()).unwrap();
+        db.flush().unwrap();
+        drop(db);
+        std::fs::write(dir.join(DURABLE_FILE), "41").unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_folder_of_the_release_before_the_log_opens_with_its_history_starting_empty() {
+        use crate::store::Read;
+        let dir = tempfile::tempdir().unwrap();
+        format_1_folder(dir.path());
+        let store = SledStore::open(StoreOptions::new(dir.path())).unwrap();
+        let (state, at) = store.load().await.unwrap();
+        assert_eq!(at, Sequence(41));
+        let platform = state.platform("A").unwrap().expect("platform kept");
+        assert_eq!(platform.port, Some(5060));
+        assert_eq!(state.system_default().unwrap().as_deref(), Some("A"));
+        assert_eq!(state.usage_count("A", 10).unwrap(), 1, "usage rebuilt");
+        assert_eq!(
+            state.user("admin").unwrap().map(|u| u.level.number()),
+            Some(16)
+        );
+        assert_eq!(state.session("s1").unwrap().map(|s| s.expires_at), Some(99));
+        assert!(
+            store
+                .entries(LogRange::after(Sequence(0), 10))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(store.first_retained().await.unwrap(), Sequence(42));
+        // The log goes on from the old commit count.
+        assert_eq!(put_secret(&store, "k").await, Sequence(42));
+        drop(store);
+        let store = SledStore::open(StoreOptions::new(dir.path())).unwrap();
+        let log = store
+            .entries(LogRange::after(Sequence(0), 10))
+            .await
+            .unwrap();
+        assert_eq!(log.iter().map(|e| e.sequence).collect::<Vec<_>>(), [42]);
+        assert_eq!(
+            store.db.scan_prefix(USAGE).count(),
+            0,
+            "the old index is gone"
+        );
     }
 }

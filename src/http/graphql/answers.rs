@@ -13,7 +13,7 @@ use async_graphql::Request;
 use axum::body::Bytes;
 
 use crate::model::Principal;
-use crate::store::Ticket;
+use crate::store::Sequence;
 
 /// Larger answers are not kept.
 const LARGEST: usize = 1024 * 1024;
@@ -79,7 +79,7 @@ impl Volatile {
 
 #[derive(Default)]
 struct AtCommit {
-    commit: Option<Ticket>,
+    commit: Option<Sequence>,
     answers: HashMap<Question, Kept>,
     bytes: usize,
 }
@@ -94,7 +94,7 @@ impl Answers {
     }
 
     /// The answer kept for this question at this commit.
-    pub fn get(&self, commit: Ticket, question: &Question) -> Option<Kept> {
+    pub fn get(&self, commit: Sequence, question: &Question) -> Option<Kept> {
         let kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
         if kept.commit != Some(commit) {
             return None;
@@ -105,7 +105,7 @@ impl Answers {
     /// Keeps an answer computed from the state at `commit` (read before the query ran). If a
     /// commit landed meanwhile, the answer may show it; it is kept under the older commit,
     /// which no later question asks for.
-    pub fn put(&self, commit: Ticket, question: Question, answer: Kept) {
+    pub fn put(&self, commit: Sequence, question: Question, answer: Kept) {
         let size = answer.0.len() + answer.2.len() + question.size() + ENTRY_OVERHEAD;
         if answer.0.len() > LARGEST || size > self.budget {
             return;
@@ -161,7 +161,7 @@ mod tests {
         for i in 0..200 {
             let query = format!("{{ me {{ username }} }} # {i} {}", "x".repeat(4000));
             answers.put(
-                Ticket(1),
+                Sequence(1),
                 question(query),
                 (Bytes::from_static(b"{}"), true, label.clone()),
             );
@@ -170,6 +170,6 @@ mod tests {
         }
         assert!(most > budget * 3 / 4, "the budget is used: {most}");
         let last = format!("{{ me {{ username }} }} # 199 {}", "x".repeat(4000));
-        assert!(answers.get(Ticket(1), &question(last)).is_some());
+        assert!(answers.get(Sequence(1), &question(last)).is_some());
     }
 }

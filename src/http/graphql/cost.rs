@@ -37,13 +37,24 @@ impl Lengths for Sizes {
             "tenants" => Some(self.tenants),
             "groups" => Some(per(self.groups, self.tenants, self.largest_tenant)),
             "usage" => Some(per(self.assigned, self.platforms, self.largest_usage)),
+            // A page of the change log holds at most this many entries; an entry's changes
+            // are few, but a commit may end many sessions at once.
+            "edges" => Some(crate::service::AUDIT_PAGE_MAX as u64),
+            "changes" => Some(if in_list { 4 } else { 64 }),
             _ => None,
         }
     }
 }
 
 /// The list fields [`Sizes::length`] knows, so that a test can check the schema has no other.
-pub const LIST_FIELDS: [&str; 4] = ["platforms", "tenants", "groups", "usage"];
+pub const LIST_FIELDS: [&str; 6] = [
+    "platforms",
+    "tenants",
+    "groups",
+    "usage",
+    "edges",
+    "changes",
+];
 
 /// The cost of every operation of `document` (fragments expanded, each computed once). The
 /// sizes are asked for only when the document selects a list, `true` when one that depends

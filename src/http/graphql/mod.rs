@@ -28,6 +28,7 @@
 //! (see [`error::codes`]). Limits are listed in [`limits`] and [`cost`].
 
 mod answers;
+mod audit;
 mod context;
 pub(crate) mod cost;
 pub(crate) mod error;

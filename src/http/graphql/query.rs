@@ -2,6 +2,7 @@
 
 use async_graphql::{Context, Object};
 
+use super::audit::AuditLogConnection;
 use super::context::caller;
 use super::error::GqlResult;
 use super::types::{
@@ -76,6 +77,47 @@ impl QueryRoot {
     ) -> GqlResult<Option<Group>> {
         let (service, who) = caller(ctx)?;
         Ok(service.group(&who, &tenant_id, &group_id)?.map(Group))
+    }
+
+    /// The change log, oldest first (System Admin): `first` (1–500, 50 when neither it nor
+    /// `last` is given) entries after `after`, or the newest `last` entries before `before`;
+    /// filtered by `actor`, by `platform` (entries that changed it), and by time (`since`
+    /// inclusive, `until` exclusive, RFC 3339).
+    #[allow(clippy::too_many_arguments)]
+    async fn audit_log(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+        actor: Option<String>,
+        platform: Option<String>,
+        since: Option<String>,
+        until: Option<String>,
+    ) -> GqlResult<AuditLogConnection> {
+        let (service, who) = caller(ctx)?;
+        let backward = last.is_some() || before.is_some();
+        if backward && (first.is_some() || after.is_some()) {
+            return Err(crate::error::Error::invalid(
+                "last",
+                "give either first/after or last/before, not both",
+            )
+            .into());
+        }
+        let count = if backward { last } else { first };
+        let query = crate::service::AuditQuery {
+            limit: count.map_or(50, |n| usize::try_from(n).unwrap_or(0)),
+            after,
+            before,
+            newest: backward,
+            actor,
+            platform,
+            since,
+            until,
+        };
+        let page = service.audit_log(&who, &query).await?;
+        Ok(AuditLogConnection::of(page, backward))
     }
 
     /// The caller, as its access token identifies it.

@@ -229,7 +229,7 @@ impl Runner {
         step: Step,
         credentials: &Credentials,
         authenticated: bool,
-        commit: crate::store::Ticket,
+        commit: crate::store::Sequence,
     ) -> Bytes {
         let (admitted, question) = match step {
             Step::Kept(bytes) => return bytes,

@@ -7,7 +7,7 @@ use super::context::caller;
 use super::error::GqlResult;
 use super::reachability::{self, CallRecordingPlatformReachabilityChanged, PlatformReachability};
 use crate::model::{self, NewPlatform, PlatformChange, PropertiesChange};
-use crate::service::{Event, PlatformEntry, PlatformList};
+use crate::service::{Event, LoggedEvent, PlatformEntry, PlatformList};
 
 /// How the media of a recorded call is sent: both directions in one stream or in two.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
@@ -395,8 +395,20 @@ pub struct DeleteCallRecordingPlatformPayload {
     pub name: String,
 }
 
+/// Where an event is in the change log, when it happened and who made it. Every event from the
+/// log has these fields; pass `cursor` as `after` to resume the stream right after the event.
+#[derive(SimpleObject, Clone)]
+pub struct LogMark {
+    /// Resume after this event with `callRecordingEvents(after: cursor)`.
+    pub cursor: String,
+    /// When the change was committed (RFC 3339, UTC).
+    pub at: String,
+    /// Who made the change (`system` for what the server does by itself).
+    pub actor: String,
+}
+
 /// A platform was added (`platform.isDefault` tells whether it became the default).
-pub struct CallRecordingPlatformAdded(PlatformEntry);
+pub struct CallRecordingPlatformAdded(PlatformEntry, LogMark);
 
 /// A platform was added (`platform.isDefault` tells whether it became the default).
 #[Object]
@@ -404,10 +416,15 @@ impl CallRecordingPlatformAdded {
     async fn platform(&self) -> CallRecordingPlatform {
         CallRecordingPlatform(self.0.clone())
     }
+
+    #[graphql(flatten)]
+    async fn mark(&self) -> LogMark {
+        self.1.clone()
+    }
 }
 
 /// A platform was changed; `platform` is the whole platform as it is now.
-pub struct CallRecordingPlatformModified(PlatformEntry);
+pub struct CallRecordingPlatformModified(PlatformEntry, LogMark);
 
 /// A platform was changed; `platform` is the whole platform as it is now.
 #[Object]
@@ -415,12 +432,19 @@ impl CallRecordingPlatformModified {
     async fn platform(&self) -> CallRecordingPlatform {
         CallRecordingPlatform(self.0.clone())
     }
+
+    #[graphql(flatten)]
+    async fn mark(&self) -> LogMark {
+        self.1.clone()
+    }
 }
 
 /// A platform was deleted.
 #[derive(SimpleObject)]
 pub struct CallRecordingPlatformDeleted {
     pub name: String,
+    #[graphql(flatten)]
+    pub mark: LogMark,
 }
 
 /// The system default moved from `previousDefault` to `systemDefault`. `systemDefault` is
@@ -430,16 +454,23 @@ pub struct CallRecordingPlatformDeleted {
 pub struct CallRecordingDefaultChanged {
     pub previous_default: Option<String>,
     pub system_default: Option<String>,
+    #[graphql(flatten)]
+    pub mark: LogMark,
 }
 
 /// The system properties changed; `properties` are all of them as they are now.
-pub struct CallRecordingPropertiesModified(model::Properties);
+pub struct CallRecordingPropertiesModified(model::Properties, LogMark);
 
 /// The system properties changed; `properties` are all of them as they are now.
 #[Object]
 impl CallRecordingPropertiesModified {
     async fn properties(&self) -> CallRecordingProperties {
         CallRecordingProperties(self.0)
+    }
+
+    #[graphql(flatten)]
+    async fn mark(&self) -> LogMark {
+        self.1.clone()
     }
 }
 
@@ -450,6 +481,8 @@ pub struct GroupCallRecordingPlatformAssigned {
     pub group: GroupRef,
     pub previous_platform: Option<String>,
     pub call_recording_platform: Option<String>,
+    #[graphql(flatten)]
+    pub mark: LogMark,
 }
 
 /// The first message of every `callRecordingEvents` subscription: from here on, every
@@ -475,37 +508,47 @@ pub enum CallRecordingEvent {
     ReachabilityChanged(CallRecordingPlatformReachabilityChanged),
 }
 
-impl From<Event> for CallRecordingEvent {
-    fn from(event: Event) -> Self {
-        match event {
+impl From<LoggedEvent> for CallRecordingEvent {
+    fn from(logged: LoggedEvent) -> Self {
+        let mark = LogMark {
+            cursor: logged.cursor,
+            at: logged.at,
+            actor: logged.actor,
+        };
+        match logged.event {
             Event::PlatformAdded {
                 platform,
                 is_default,
-            } => CallRecordingEvent::PlatformAdded(CallRecordingPlatformAdded(PlatformEntry {
-                platform,
-                is_default,
-            })),
+            } => CallRecordingEvent::PlatformAdded(CallRecordingPlatformAdded(
+                PlatformEntry {
+                    platform,
+                    is_default,
+                },
+                mark,
+            )),
             Event::PlatformModified {
                 platform,
                 is_default,
-            } => {
-                CallRecordingEvent::PlatformModified(CallRecordingPlatformModified(PlatformEntry {
+            } => CallRecordingEvent::PlatformModified(CallRecordingPlatformModified(
+                PlatformEntry {
                     platform,
                     is_default,
-                }))
-            }
+                },
+                mark,
+            )),
             Event::PlatformDeleted { name } => {
-                CallRecordingEvent::PlatformDeleted(CallRecordingPlatformDeleted { name })
+                CallRecordingEvent::PlatformDeleted(CallRecordingPlatformDeleted { name, mark })
             }
             Event::DefaultChanged { previous, current } => {
                 CallRecordingEvent::DefaultChanged(CallRecordingDefaultChanged {
                     previous_default: previous,
                     system_default: current,
+                    mark,
                 })
             }
-            Event::PropertiesModified { properties } => {
-                CallRecordingEvent::PropertiesModified(CallRecordingPropertiesModified(properties))
-            }
+            Event::PropertiesModified { properties } => CallRecordingEvent::PropertiesModified(
+                CallRecordingPropertiesModified(properties, mark),
+            ),
             Event::GroupAssigned {
                 group,
                 previous,
@@ -514,6 +557,7 @@ impl From<Event> for CallRecordingEvent {
                 group: group.into(),
                 previous_platform: previous,
                 call_recording_platform: platform,
+                mark,
             }),
         }
     }
@@ -528,7 +572,13 @@ mod tests {
 
     /// Renders one event as GraphQL would send it.
     async fn render(event: Event) -> serde_json::Value {
-        struct Query(std::sync::Mutex<Option<Event>>);
+        let event = LoggedEvent {
+            cursor: "7:0".into(),
+            at: "2026-01-01T00:00:00.000Z".into(),
+            actor: "admin".into(),
+            event,
+        };
+        struct Query(std::sync::Mutex<Option<LoggedEvent>>);
 
         #[Object]
         impl Query {
@@ -551,7 +601,7 @@ mod tests {
                 "{ event { __typename
                    ... on GroupCallRecordingPlatformAssigned { group { tenantId groupId } previousPlatform callRecordingPlatform }
                    ... on CallRecordingDefaultChanged { previousDefault systemDefault }
-                   ... on CallRecordingPlatformDeleted { name } } }",
+                   ... on CallRecordingPlatformDeleted { name cursor at actor } } }",
             )
             .await;
         assert!(response.errors.is_empty(), "{:?}", response.errors);

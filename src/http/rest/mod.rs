@@ -1,6 +1,7 @@
 //! The REST compatibility layer: parse, call the service, render. Routes and the OpenAPI
 //! document come from the same handler annotations, so neither can miss a path.
 
+mod audit;
 mod org;
 mod platforms;
 
@@ -38,4 +39,5 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(session::logout))
         .routes(routes!(users::list, users::add))
         .routes(routes!(users::delete))
+        .routes(routes!(audit::list))
 }

@@ -1,0 +1,168 @@
+//! Everything stored, held in memory as persistent maps: a commit makes a new state that shares
+//! all it did not change with the one before, so a snapshot costs one reference count and readers
+//! never wait for writers.
+
+use imbl::{OrdMap, OrdSet};
+
+use super::{Change, Read, Session};
+use crate::error::Result;
+use crate::model::{Group, GroupRef, Platform, Properties, Tenant, User};
+
+#[derive(Clone, Default)]
+pub struct State {
+    platforms: OrdMap<String, Platform>,
+    system_default: Option<String>,
+    properties: Option<Properties>,
+    tenants: OrdMap<String, Tenant>,
+    groups: OrdMap<GroupRef, Group>,
+    /// Which groups each platform is assigned to: the usage index.
+    usage: OrdMap<String, OrdSet<GroupRef>>,
+    users: OrdMap<String, User>,
+    sessions: OrdMap<String, Session>,
+    secrets: OrdMap<String, Vec<u8>>,
+}
+
+impl State {
+    /// Applies one change; a commit's changes are applied in order.
+    pub fn apply(&mut self, change: &Change) {
+        match change {
+            Change::PutPlatform(p) => {
+                self.platforms.insert(p.name.clone(), p.clone());
+            }
+            Change::DeletePlatform(name) => {
+                self.platforms.remove(name);
+            }
+            Change::SetDefault(name) => self.system_default = name.clone(),
+            Change::PutProperties(p) => self.properties = Some(*p),
+            Change::PutTenant(t) => {
+                self.tenants.insert(t.tenant_id.clone(), t.clone());
+            }
+            Change::DeleteTenant(id) => {
+                self.tenants.remove(id);
+            }
+            Change::PutGroup(g) => {
+                let key = g.key();
+                let old = self.groups.insert(key.clone(), g.clone());
+                self.unassign(old.as_ref(), &key);
+                if let Some(platform) = &g.platform {
+                    self.usage.entry(platform.clone()).or_default().insert(key);
+                }
+            }
+            Change::DeleteGroup(key) => {
+                let old = self.groups.remove(key);
+                self.unassign(old.as_ref(), key);
+            }
+            Change::PutUser(u) => {
+                self.users.insert(u.username.clone(), u.clone());
+            }
+            Change::DeleteUser(name) => {
+                self.users.remove(name);
+            }
+            Change::PutSession(s) => {
+                self.sessions.insert(s.id.clone(), s.clone());
+            }
+            Change::DeleteSession(id) => {
+                self.sessions.remove(id);
+            }
+            Change::PutSecret(name, value) => {
+                self.secrets.insert(name.clone(), value.clone());
+            }
+        }
+    }
+
+    fn unassign(&mut self, old: Option<&Group>, key: &GroupRef) {
+        let Some(platform) = old.and_then(|g| g.platform.as_ref()) else {
+            return;
+        };
+        if let Some(set) = self.usage.get_mut(platform) {
+            set.remove(key);
+            if set.is_empty() {
+                self.usage.remove(platform);
+            }
+        }
+    }
+
+    /// How many groups there are, for sizing decisions that need no walk.
+    pub fn group_count(&self) -> usize {
+        self.groups.len()
+    }
+}
+
+impl Read for State {
+    fn platform(&self, name: &str) -> Result<Option<Platform>> {
+        Ok(self.platforms.get(name).cloned())
+    }
+
+    fn platforms(&self) -> Result<Vec<Platform>> {
+        Ok(self.platforms.values().cloned().collect())
+    }
+
+    fn platform_names(&self) -> Result<Vec<String>> {
+        Ok(self.platforms.keys().cloned().collect())
+    }
+
+    fn system_default(&self) -> Result<Option<String>> {
+        Ok(self.system_default.clone())
+    }
+
+    fn properties(&self) -> Result<Properties> {
+        Ok(self.properties.unwrap_or_default())
+    }
+
+    fn usage(&self, platform: &str) -> Result<Vec<GroupRef>> {
+        Ok(self
+            .usage
+            .get(platform)
+            .map(|set| set.iter().cloned().collect())
+            .unwrap_or_default())
+    }
+
+    fn usage_count(&self, platform: &str, limit: usize) -> Result<usize> {
+        Ok(self.usage.get(platform).map_or(0, |s| s.len().min(limit)))
+    }
+
+    fn tenant(&self, tenant_id: &str) -> Result<Option<Tenant>> {
+        Ok(self.tenants.get(tenant_id).cloned())
+    }
+
+    fn tenants(&self) -> Result<Vec<Tenant>> {
+        Ok(self.tenants.values().cloned().collect())
+    }
+
+    fn group(&self, group: &GroupRef) -> Result<Option<Group>> {
+        Ok(self.groups.get(group).cloned())
+    }
+
+    fn groups(&self, tenant_id: &str) -> Result<Vec<Group>> {
+        let from = GroupRef {
+            tenant_id: tenant_id.to_owned(),
+            group_id: String::new(),
+        };
+        Ok(self
+            .groups
+            .range(from..)
+            .take_while(|(k, _)| k.tenant_id == tenant_id)
+            .map(|(_, g)| g.clone())
+            .collect())
+    }
+
+    fn user(&self, username: &str) -> Result<Option<User>> {
+        Ok(self.users.get(username).cloned())
+    }
+
+    fn users(&self) -> Result<Vec<User>> {
+        Ok(self.users.values().cloned().collect())
+    }
+
+    fn session(&self, id: &str) -> Result<Option<Session>> {
+        Ok(self.sessions.get(id).cloned())
+    }
+
+    fn sessions(&self) -> Result<Vec<Session>> {
+        Ok(self.sessions.values().cloned().collect())
+    }
+
+    fn secret(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.secrets.get(name).cloned())
+    }
+}
