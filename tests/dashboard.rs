@@ -548,6 +548,22 @@ async fn a_system_admin_manages_platforms_in_the_browser() {
         "a REST change showed after {} ms",
         sent.elapsed().as_millis()
     );
+    // Recent changes has it first: who, what, when.
+    let newest = ui
+        .page
+        .wait_for(
+            "the REST change in Recent changes",
+            "(() => { const li = document.querySelector('#changes > li'); \
+             return li && li.innerText.includes('port 222 → 333') ? li.innerText : null; })()",
+        )
+        .await;
+    let newest = newest.as_str().unwrap();
+    assert!(newest.contains("admin"), "{newest}");
+    assert!(newest.contains("modifyPlatform"), "{newest}");
+    assert!(
+        newest.contains("default: Browser Platform → Existing Platform"),
+        "{newest}"
+    );
     ui.wait_row("Browser Platform", &["Make default Browser Platform"])
         .await;
     let sent = Instant::now();
@@ -881,7 +897,7 @@ async fn a_dropped_subscription_resumes_from_the_last_cursor_without_a_refetch()
     ui.page
         .wait_for(
             "the missed change in Recent changes",
-            "document.querySelector('#changes li')?.innerText.includes('Missed Platform')",
+            "document.querySelector('#changes > li')?.innerText.includes('platform Missed Platform added')",
         )
         .await;
     ui.screenshot("resumed").await;

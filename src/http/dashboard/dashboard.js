@@ -18,8 +18,10 @@ const RENEW = '/api/v1/auth/access_token/';
 const LOGOUT = '/api/v1/logout/';
 const GRAPHQL = '/graphql';
 const EVENTS_SOCKET = '/graphql/ws';
-/** How many audit entries "Recent changes" lists. */
+/** How many audit entries "Recent changes" lists, from how many of the newest: sign-ins and
+ * token renewals are commits too, but not changes an operator looks for. */
 const RECENT = 20;
+const RECENT_READ = 100;
 /** Reconnection back-off of the event socket, in milliseconds. */
 const RECONNECT_FIRST = 250;
 const RECONNECT_MAX = 10000;
@@ -84,7 +86,7 @@ const REACHABILITY = `query DashboardReachability {
 
 const RECENT_CHANGES = `query DashboardRecentChanges($last: Int!) {
   auditLog(last: $last) {
-    edges { cursor node { sequence at actor operation changes { kind key } } }
+    edges { cursor node { sequence at actor operation changes { kind key before after } } }
   }
 }`;
 
@@ -361,6 +363,9 @@ function setGroups(groups) {
 /** Fetches everything the caller's level may see. */
 async function loadState() {
   const me = session.me;
+  // The audit trail first: its newest cursor is then no later than the state read next, so
+  // resuming the subscription from it replays, at worst, changes the state already shows.
+  if (me.level === 'SYSTEM_ADMIN') await loadRecentChanges();
   let answer;
   if (me.level === 'SYSTEM_ADMIN') {
     answer = await graphql(SYSTEM_STATE);
@@ -390,7 +395,6 @@ async function loadState() {
   state.loaded = true;
   notice('');
   render();
-  if (isSystemAdmin()) await loadRecentChanges();
   return true;
 }
 
@@ -406,12 +410,18 @@ async function loadRecentChanges() {
   recentLoading = (async () => {
     do {
       recentAgain = false;
-      const answer = await graphql(RECENT_CHANGES, { last: RECENT });
+      const answer = await graphql(RECENT_CHANGES, { last: RECENT_READ });
       if (!session) return;
       const edges = answer.data?.auditLog?.edges;
       if (edges) {
+        // An entry's cursor is also a place to resume the event stream from (see loadState).
+        if (!events.cursor && edges.length > 0) events.cursor = edges[edges.length - 1].cursor;
         // Edges come oldest first; the list shows the newest first.
-        state.changes = edges.map((e) => e.node).reverse();
+        state.changes = edges
+          .map((e) => e.node)
+          .filter((entry) => entry.changes.some(shown))
+          .reverse()
+          .slice(0, RECENT);
         $('changes-error').textContent = '';
       } else {
         $('changes-error').textContent = errorText(answer.errors);
@@ -542,13 +552,13 @@ function startEvents() {
         break;
       case 'next':
         if (msg.payload.errors) {
-          streamFailed(ws, msg.payload.errors);
+          streamFailed(ws, msg.payload.errors, after);
         } else {
           await received(msg.payload.data.callRecordingEvents, after);
         }
         break;
       case 'error':
-        streamFailed(ws, msg.payload);
+        streamFailed(ws, msg.payload, after);
         break;
       case 'complete':
         closeSocket(ws);
@@ -617,18 +627,19 @@ async function refreshReachability() {
   render();
 }
 
-function streamFailed(ws, errors) {
+function streamFailed(ws, errors, resumedFrom) {
   const codes = (errors ?? []).map((e) => e.extensions?.code);
   closeSocket(ws);
-  if (codes.includes('EVENTS_LOST')) {
-    // The cursor is past retention or the page fell behind: start over from a fetch.
-    events.cursor = null;
-    retry();
-  } else if (codes.includes('UNAUTHENTICATED')) {
+  if (codes.includes('UNAUTHENTICATED')) {
     renew().then((renewed) => {
       if (renewed) retry();
       else endSession(errorText(errors));
     });
+  } else if (codes.includes('EVENTS_LOST') || resumedFrom) {
+    // The cursor is older than the log keeps, or names no place in it any more (a data
+    // folder restored from a backup): start over from a fetch.
+    events.cursor = null;
+    retry();
   } else {
     // Not something a retry mends: show it, and show the state without live updates.
     setLive(`Not live: ${errorText(errors)}`, false);
@@ -810,16 +821,41 @@ function renderGroups() {
   }));
 }
 
+/** Sessions and secrets change with every sign-in and renewal; they are left out. */
+const shown = (change) => change.kind !== 'session' && change.kind !== 'secret';
+
+const valueText = (value) => {
+  if (value === undefined || value === null) return '—';
+  return typeof value === 'object' ? JSON.stringify(value) : String(value);
+};
+
+/** What one change did, in a few words: `platform P1 added`, `platform P1: port 222 → 5060`,
+ * `default: P1 → P2`. */
+function describe(change) {
+  const what = change.key ? `${change.kind} ${change.key}` : change.kind;
+  const { before, after } = change;
+  const isObject = (v) => v !== null && typeof v === 'object';
+  if (isObject(before) && isObject(after)) {
+    const keys = [...new Set([...Object.keys(before), ...Object.keys(after)])]
+      .filter((k) => JSON.stringify(before[k]) !== JSON.stringify(after[k]));
+    const moved = keys.map((k) => `${k} ${valueText(before[k])} → ${valueText(after[k])}`);
+    return `${what}: ${moved.join(', ') || 'unchanged'}`;
+  }
+  if (isObject(after)) return `${what} added`;
+  if (isObject(before)) return `${what} removed`;
+  return before === null || before === undefined
+    ? `${what}: ${valueText(after)}`
+    : `${what}: ${valueText(before)} → ${valueText(after)}`;
+}
+
 function renderChanges() {
   $('changes').replaceChildren(...state.changes.map((entry) => h('li', {},
     h('time', { datetime: entry.at }, new Date(entry.at).toLocaleString()),
-    ' ',
     h('strong', {}, entry.actor),
     ' ',
     h('span', { class: 'operation' }, entry.operation),
-    entry.changes.length > 0
-      ? h('span', { class: 'muted' }, `: ${entry.changes.map((c) => `${c.kind} ${c.key}`).join(', ')}`)
-      : null)));
+    h('ul', { class: 'what' },
+      entry.changes.filter(shown).map((change) => h('li', {}, describe(change)))))));
   if (state.changes.length === 0 && !$('changes-error').textContent) {
     $('changes').replaceChildren(h('li', { class: 'muted' }, 'No changes yet.'));
   }
