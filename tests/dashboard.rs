@@ -962,6 +962,24 @@ async fn the_access_token_is_renewed_before_it_expires_and_an_ended_session_sign
     .await;
     let who = ui.text("#who").await;
     assert_eq!(who, "operator (System Admin)");
+    // Each renewal moved the subscription to the new token, resuming from the newest cursor
+    // (the audit trail's, as no change was made yet) instead of fetching the state again.
+    let subscribes: Vec<Value> = ui
+        .page
+        .websocket_sent()
+        .into_iter()
+        .filter(|m| m["type"] == "subscribe")
+        .collect();
+    assert!(subscribes.len() >= 3, "{subscribes:#?}");
+    for later in &subscribes[1..] {
+        let after = &later["payload"]["variables"]["after"];
+        assert!(after.is_string(), "{later}");
+    }
+    assert_eq!(
+        ui.state_fetches(&app),
+        1,
+        "the page fetched its state again"
+    );
     // Renewed before expiry: the stream was never ended for an old token.
     let refused: Vec<&Value> = ui
         .page
