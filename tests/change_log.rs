@@ -756,3 +756,42 @@ async fn the_event_stream_needs_a_system_admin() {
     assert!(allowed.is_ok());
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_subscriber_far_behind_is_served_from_the_log() {
+    use callrec_gateway::model::{Principal, PropertiesChange};
+    use callrec_gateway::service::Event;
+    use futures_util::StreamExt;
+    let app = TestApp::start().await;
+    let console = Principal::console();
+    let mut stream = app.service.watch(&console, None).expect("watch");
+    // More commits than the live buffer holds, none read meanwhile.
+    let commits = 1_100;
+    for i in 0..commits {
+        let change = PropertiesChange {
+            refresh_period_seconds: Some(10 + (i % 290) as i64),
+            ..PropertiesChange::default()
+        };
+        app.service
+            .modify_properties(&console, change)
+            .await
+            .expect("modified");
+    }
+    let mut seen = Vec::new();
+    while seen.len() < commits {
+        let next = tokio::time::timeout(WAIT, stream.next())
+            .await
+            .expect("an event in time")
+            .expect("the stream goes on")
+            .expect("no error: the log has every event");
+        let Event::PropertiesModified { properties } = next.event else {
+            panic!("unexpected {:?}", next.event);
+        };
+        seen.push((next.cursor, properties.refresh_period_seconds));
+    }
+    let expected: Vec<u32> = (0..commits).map(|i| 10 + (i % 290) as u32).collect();
+    assert_eq!(seen.iter().map(|s| s.1).collect::<Vec<_>>(), expected);
+    let cursors: BTreeSet<&String> = seen.iter().map(|s| &s.0).collect();
+    assert_eq!(cursors.len(), commits, "no duplicate");
+    app.stop().await;
+}

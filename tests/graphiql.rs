@@ -5,49 +5,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use base64::Engine;
+use common::browser::*;
 use common::*;
-use futures_util::{SinkExt, StreamExt};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::net::TcpStream;
-use tokio::process::{Child, Command};
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-
-/// The values of every `src="..."` and `href="..."` attribute of `html`.
-fn links(html: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    for attribute in ["src=\"", "href=\""] {
-        for part in html.split(attribute).skip(1) {
-            found.push(part.split('"').next().unwrap_or_default().to_owned());
-        }
-    }
-    found
-}
-
-/// Every `http://` or `https://` URL in `text` whose host is not `own_host` (host:port).
-fn foreign_urls(text: &str, own_host: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    for scheme in ["http://", "https://"] {
-        for part in text.split(scheme).skip(1) {
-            let end = part
-                .find(|c: char| c.is_whitespace() || "\"'<>)`".contains(c))
-                .unwrap_or(part.len());
-            let url = &part[..end];
-            let host = url.split('/').next().unwrap_or_default();
-            if host != own_host {
-                found.push(format!("{scheme}{url}"));
-            }
-        }
-    }
-    found
-}
 
 #[tokio::test]
 async fn graphiql_page_and_its_assets_are_served_from_the_binary() {
@@ -133,250 +96,12 @@ async fn graphiql_page_and_its_assets_are_served_from_the_binary() {
     app.stop().await;
 }
 
-const CHROMIUM: &str = "/usr/bin/chromium";
-/// The longest any single step may take: Chromium's start, one DevTools call, one page state.
-const STEP: Duration = Duration::from_secs(30);
-const POLL: Duration = Duration::from_millis(100);
-
-/// A headless Chromium with a fresh profile, killed when dropped.
-struct Chromium {
-    child: Child,
-    /// The browser's DevTools WebSocket.
-    endpoint: String,
-    _profile: tempfile::TempDir,
-}
-
-impl Chromium {
-    async fn launch() -> Chromium {
-        let profile = tempfile::tempdir().expect("profile dir");
-        let mut child = Command::new(CHROMIUM)
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--no-default-browser-check",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--disable-extensions",
-                "--disable-dev-shm-usage",
-                "--window-size=1400,900",
-                "--remote-debugging-address=127.0.0.1",
-                "--remote-debugging-port=0",
-            ])
-            .arg(format!("--user-data-dir={}", profile.path().display()))
-            .arg("about:blank")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("chromium starts");
-        let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-        let mut before = Vec::new();
-        let endpoint = tokio::time::timeout(STEP, async {
-            while let Some(line) = lines.next_line().await.expect("chromium's stderr") {
-                if let Some(at) = line.find("DevTools listening on ") {
-                    return line[at + "DevTools listening on ".len()..]
-                        .trim()
-                        .to_owned();
-                }
-                before.push(line);
-            }
-            panic!(
-                "chromium exited before DevTools listened:\n{}",
-                before.join("\n")
-            );
-        })
-        .await
-        .unwrap_or_else(|_| panic!("no DevTools line within {STEP:?}:\n{}", before.join("\n")));
-        // Keep draining stderr so Chromium never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Chromium {
-            child,
-            endpoint,
-            _profile: profile,
-        }
-    }
-
-    async fn kill(mut self) {
-        let _ = self.child.kill().await;
-    }
-}
-
-/// One DevTools connection, attached to one page (flattened session).
-struct DevTools {
-    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
-    next_id: u64,
-    session: Option<String>,
-    /// Events received so far (console messages, exceptions, log entries), for diagnostics.
-    events: Vec<Value>,
-}
-
-impl DevTools {
-    async fn connect(endpoint: &str) -> DevTools {
-        let (ws, _) = tokio::time::timeout(STEP, tokio_tungstenite::connect_async(endpoint))
-            .await
-            .expect("DevTools connects in time")
-            .expect("DevTools connects");
-        DevTools {
-            ws,
-            next_id: 0,
-            session: None,
-            events: Vec::new(),
-        }
-    }
-
-    /// A new page, which every later call goes to.
-    async fn open_page(&mut self) {
-        let target = self
-            .call("Target.createTarget", json!({"url": "about:blank"}))
-            .await;
-        let attached = self
-            .call(
-                "Target.attachToTarget",
-                json!({"targetId": target["targetId"], "flatten": true}),
-            )
-            .await;
-        self.session = Some(
-            attached["sessionId"]
-                .as_str()
-                .expect("sessionId")
-                .to_owned(),
-        );
-    }
-
-    async fn call(&mut self, method: &str, params: Value) -> Value {
-        self.try_call(method, params)
-            .await
-            .unwrap_or_else(|error| panic!("{method}: {error}"))
-    }
-
-    /// The result of a DevTools call, or its error.
-    async fn try_call(&mut self, method: &str, params: Value) -> Result<Value, Value> {
-        self.next_id += 1;
-        let id = self.next_id;
-        let mut message = json!({"id": id, "method": method, "params": params});
-        if let Some(session) = &self.session {
-            message["sessionId"] = json!(session);
-        }
-        self.ws
-            .send(Message::text(message.to_string()))
-            .await
-            .expect("DevTools send");
-        let events = &mut self.events;
-        let ws = &mut self.ws;
-        let answer = tokio::time::timeout(STEP, async {
-            loop {
-                let message = ws
-                    .next()
-                    .await
-                    .expect("DevTools open")
-                    .expect("DevTools read");
-                let Message::Text(text) = message else {
-                    continue;
-                };
-                let value: Value = serde_json::from_str(text.as_str()).expect("DevTools JSON");
-                if value["id"] == json!(id) {
-                    return value;
-                }
-                if value.get("method").is_some() {
-                    events.push(value);
-                }
-            }
-        })
-        .await
-        .unwrap_or_else(|_| panic!("{method} did not answer within {STEP:?}"));
-        match answer.get("error") {
-            Some(error) => Err(error.clone()),
-            None => Ok(answer["result"].clone()),
-        }
-    }
-
-    /// The value of a JavaScript expression in the page (promises awaited).
-    async fn eval(&mut self, expression: &str) -> Value {
-        self.try_eval(expression)
-            .await
-            .unwrap_or_else(|error| panic!("{expression}\nfailed: {error}"))
-    }
-
-    /// The value of a JavaScript expression, or what went wrong (it threw, or the page was
-    /// between documents).
-    async fn try_eval(&mut self, expression: &str) -> Result<Value, Value> {
-        let result = self
-            .try_call(
-                "Runtime.evaluate",
-                json!({"expression": expression, "returnByValue": true, "awaitPromise": true}),
-            )
-            .await?;
-        match result.get("exceptionDetails") {
-            Some(exception) => Err(exception.clone()),
-            None => Ok(result["result"]["value"].clone()),
-        }
-    }
-
-    /// Polls `expression` until it is neither null nor false, for at most [`STEP`]; an
-    /// evaluation that fails counts as not yet.
-    async fn wait_for(&mut self, what: &str, expression: &str) -> Value {
-        let deadline = Instant::now() + STEP;
-        loop {
-            let last = match self.try_eval(expression).await {
-                Ok(value) if !value.is_null() && value != json!(false) => return value,
-                Ok(value) => value,
-                Err(error) => error,
-            };
-            if Instant::now() > deadline {
-                let page = self
-                    .eval("document.body ? document.body.innerText.slice(0, 2000) : ''")
-                    .await;
-                panic!(
-                    "{what}: not within {STEP:?} (last: {last})\npage text: {page}\n\
-                     events: {:#?}",
-                    self.problems()
-                );
-            }
-            tokio::time::sleep(POLL).await;
-        }
-    }
-
-    /// Exceptions and errors (console, network, security) the page produced.
-    fn problems(&self) -> Vec<&Value> {
-        self.events
-            .iter()
-            .filter(|e| match e["method"].as_str().unwrap_or_default() {
-                "Runtime.exceptionThrown" => true,
-                "Log.entryAdded" => e["params"]["entry"]["level"] == "error",
-                "Runtime.consoleAPICalled" => e["params"]["type"] == "error",
-                _ => false,
-            })
-            .collect()
-    }
-
-    async fn screenshot(&mut self, path: &Path) {
-        let shot = self
-            .call("Page.captureScreenshot", json!({"format": "png"}))
-            .await;
-        let png = base64::engine::general_purpose::STANDARD
-            .decode(shot["data"].as_str().expect("screenshot data"))
-            .expect("screenshot base64");
-        std::fs::write(path, png).expect("screenshot written");
-        println!("screenshot: {}", path.display());
-    }
-}
-
 /// The text of the GraphiQL editor (a CodeMirror 5 instance) under `selector`.
 fn editor_value(selector: &str) -> String {
     format!(
         "(() => {{ const e = document.querySelector({selector:?}); \
          return e && e.CodeMirror ? e.CodeMirror.getValue() : null; }})()"
     )
-}
-
-/// Where screenshots go: under `target/`, for a person to look at.
-fn screenshot_path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name)
 }
 
 /// Puts `operation` in GraphiQL's query editor and runs it with the Execute button.
@@ -406,13 +131,7 @@ const EVENTS: &str = "subscription { callRecordingEvents { __typename
 
 #[tokio::test]
 async fn graphiql_runs_a_query_and_a_subscription_in_headless_chromium() {
-    if !Path::new(CHROMIUM).exists() {
-        // .ci/run installs Chromium; elsewhere say how to get it.
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{CHROMIUM} is missing in CI"
-        );
-        eprintln!("skipped: apt-get install chromium to run GraphiQL in a browser");
+    if !chromium_available("GraphiQL") {
         return;
     }
     let started = Instant::now();
@@ -428,25 +147,8 @@ async fn graphiql_runs_a_query_and_a_subscription_in_headless_chromium() {
 
     let chromium = Chromium::launch().await;
     let mut page = DevTools::connect(&chromium.endpoint).await;
-    page.open_page().await;
-    for domain in [
-        "Page.enable",
-        "Runtime.enable",
-        "Log.enable",
-        "Network.enable",
-    ] {
-        page.call(domain, json!({})).await;
-    }
-    // Content-Security-Policy violations, recorded from the first script on.
-    page.call(
-        "Page.addScriptToEvaluateOnNewDocument",
-        json!({"source": "window.cspViolations = []; document.addEventListener(\
-            'securitypolicyviolation', e => window.cspViolations.push(e.blockedURI + ' ' + \
-            e.violatedDirective));"}),
-    )
-    .await;
-    page.call("Page.navigate", json!({"url": app.url("/graphql")}))
-        .await;
+    page.open_watched_page().await;
+    page.navigate(&app.url("/graphql")).await;
 
     // GraphiQL has rendered, with the Headers tab open on the placeholder header.
     page.wait_for(
@@ -559,19 +261,12 @@ async fn graphiql_runs_a_query_and_a_subscription_in_headless_chromium() {
     assert_eq!(violations, json!([]), "Content-Security-Policy violations");
     // Everything came from the gateway, and the subscription used its WebSocket.
     let own = [app.url("/"), format!("ws://{}/", app.addr)];
-    let mut requested = Vec::new();
-    for event in &page.events {
-        let url = match event["method"].as_str() {
-            Some("Network.requestWillBeSent") => &event["params"]["request"]["url"],
-            Some("Network.webSocketCreated") => &event["params"]["url"],
-            _ => continue,
-        };
-        let url = url.as_str().unwrap_or_default().to_owned();
+    let requested = page.requested();
+    for url in &requested {
         assert!(
             own.iter().any(|prefix| url.starts_with(prefix)) || url.starts_with("data:"),
             "the page asked another host: {url}"
         );
-        requested.push(url);
     }
     let websocket = format!("ws://{}/graphql/ws", app.addr);
     assert!(requested.contains(&websocket), "{requested:#?}");

@@ -1,9 +1,10 @@
 //! graphql-js, the reference implementation that GraphiQL, Apollo tooling and code generators
-//! use, validates against the served schema every GraphQL document that README and the tests
-//! send. Those documents are collected from README's code blocks, `tests/documents/`, and
-//! the string literals of the tests that parse as GraphQL documents.
+//! use, validates against the served schema every GraphQL document that README, the dashboard
+//! and the tests send. Those documents are collected from README's code blocks, the
+//! dashboard's script, `tests/documents/`, and the string literals of the tests that parse as
+//! GraphQL documents.
 //!
-//! README's documents and `tests/documents/` must be valid. A test may send a document on
+//! README's documents, the dashboard's and `tests/documents/` must be valid. A test may send a document on
 //! purpose that the server refuses (an unknown field, a wrong argument): graphql-js may refuse
 //! those too. What must never happen is a document graphql-js refuses and the server runs,
 //! as once a subscription selecting `platform` from two events where it had two types.
@@ -270,6 +271,21 @@ fn test_documents() -> Vec<(String, String)> {
     documents
 }
 
+/// The documents the dashboard sends: its script's template literals assigned to constants
+/// (`const NAME = `...``), which hold every operation it runs.
+fn dashboard_documents() -> Vec<(String, String)> {
+    let path = "src/http/dashboard/dashboard.js";
+    let script = std::fs::read_to_string(Path::new(ROOT).join(path)).expect("the dashboard");
+    let mut documents = Vec::new();
+    for part in script.split("= `").skip(1) {
+        let literal = part.split('`').next().unwrap_or_default();
+        if let Some(document) = as_document(literal) {
+            documents.push((path.to_owned(), document));
+        }
+    }
+    documents
+}
+
 fn documents_folder() -> Vec<(String, String)> {
     let mut documents = Vec::new();
     let dir = Path::new(ROOT).join("tests/documents");
@@ -323,7 +339,12 @@ async fn graphql_js_accepts_every_document_the_server_runs() {
     let readme = readme_documents();
     let folder = documents_folder();
     let tests = test_documents();
+    let dashboard = dashboard_documents();
     assert!(!readme.is_empty(), "README shows GraphQL documents");
+    assert!(
+        dashboard.len() >= 10,
+        "the dashboard's documents: {dashboard:#?}"
+    );
     assert!(!folder.is_empty());
     assert!(tests.len() > 100, "only {} documents found", tests.len());
 
@@ -337,6 +358,7 @@ async fn graphql_js_accepts_every_document_the_server_runs() {
     all.extend(readme.into_iter().map(|d| ("README.md".to_owned(), d)));
     all.extend(folder);
     all.extend(tests);
+    all.extend(dashboard);
     all.push(("(the check's own example)".to_owned(), clash.to_owned()));
     let texts: Vec<String> = all.iter().map(|(_, d)| d.clone()).collect();
     let verdicts = graphql_js(&texts);
@@ -346,7 +368,9 @@ async fn graphql_js_accepts_every_document_the_server_runs() {
     let mut checked = 0;
     for ((origin, document), messages) in all.iter().zip(&verdicts) {
         checked += 1;
-        let must_be_valid = origin == "README.md" || origin.contains("tests/documents");
+        let must_be_valid = origin == "README.md"
+            || origin.contains("tests/documents")
+            || origin.contains("src/http/dashboard");
         if messages.is_empty() {
             continue;
         }

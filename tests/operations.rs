@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Every operation this server is meant to have, as (method, path).
-const EXPECTED: [(&str, &str); 28] = [
+const EXPECTED: [(&str, &str); 29] = [
     ("get", "/api/v1/tenants/"),
     ("post", "/api/v1/tenants/"),
     ("get", "/api/v1/tenants/{tenant_id}/"),
@@ -62,6 +62,7 @@ const EXPECTED: [(&str, &str); 28] = [
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
+    ("get", "/api/v1/audit/"),
 ];
 
 #[tokio::test]

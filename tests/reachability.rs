@@ -1,27 +1,25 @@
 //! SIP OPTIONS reachability of the platforms, against real peers on loopback: `sipp` (a real
-//! SIP stack, over UDP and TCP) and small responders of this file's own (a chosen status,
-//! silence, a refused TCP port). Intervals are short; every wait polls a state or an event,
+//! SIP stack, over UDP and TCP) and the tests' own small responders (`tests/common/sip.rs`: a
+//! chosen status, silence, a refused TCP port). Intervals are short; every wait polls a state or an event,
 //! bounded by a timeout.
 //!
 //! `.ci/run` installs sipp (Debian's `sip-tester`); elsewhere its tests say so and pass.
 
 mod common;
 
-use std::net::SocketAddr;
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use callrec_gateway::model::{Principal, PropertiesChange, ReachabilityState};
 use callrec_gateway::probe::{ProbeOptions, Prober};
 use callrec_gateway::service::ReachabilityChange;
 use common::graphql::*;
+use common::sip::*;
 use common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::TcpListener;
 use tokio::sync::broadcast;
-use tokio::task::JoinHandle;
 
 /// The longest any awaited state may take to show.
 const WAIT: Duration = Duration::from_secs(15);
@@ -147,81 +145,6 @@ fn watch(app: &TestApp) -> broadcast::Receiver<ReachabilityChange> {
 }
 
 // ---- peers ----
-
-/// A port nothing listens on (TCP connections to it are refused, UDP datagrams bounce).
-async fn dead_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bound");
-    listener.local_addr().expect("addr").port()
-}
-
-/// A UDP peer of this test: answers each request with `status` (copying the headers that
-/// identify the transaction) after `delay`, or stays silent when `status` is none. Keeps
-/// every datagram it received, with its source.
-struct Responder {
-    port: u16,
-    received: Arc<Mutex<Vec<(SocketAddr, String)>>>,
-    task: JoinHandle<()>,
-}
-
-impl Responder {
-    async fn udp(status: Option<&'static str>, delay: Duration) -> Responder {
-        let socket = Arc::new(UdpSocket::bind("127.0.0.1:0").await.expect("bound"));
-        let port = socket.local_addr().expect("addr").port();
-        let received = Arc::new(Mutex::new(Vec::new()));
-        let kept = received.clone();
-        let task = tokio::spawn(async move {
-            let mut buffer = vec![0u8; 65536];
-            loop {
-                let Ok((n, from)) = socket.recv_from(&mut buffer).await else {
-                    return;
-                };
-                let request = String::from_utf8_lossy(&buffer[..n]).into_owned();
-                kept.lock().unwrap().push((from, request.clone()));
-                if let Some(status) = status {
-                    let socket = socket.clone();
-                    tokio::spawn(async move {
-                        tokio::time::sleep(delay).await;
-                        let _ = socket
-                            .send_to(answer(&request, status).as_bytes(), from)
-                            .await;
-                    });
-                }
-            }
-        });
-        Responder {
-            port,
-            received,
-            task,
-        }
-    }
-
-    fn count(&self) -> usize {
-        self.received.lock().unwrap().len()
-    }
-}
-
-impl Drop for Responder {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-/// A response to `request`: its Via, From, To, Call-ID and CSeq, as RFC 3261 §8.2.6 says.
-fn answer(request: &str, status: &str) -> String {
-    let mut out = format!("SIP/2.0 {status}\r\n");
-    for line in request.split("\r\n") {
-        let name = line.split(':').next().unwrap_or("").to_ascii_lowercase();
-        if ["via", "from", "call-id", "cseq"].contains(&name.as_str()) {
-            out.push_str(line);
-            out.push_str("\r\n");
-        } else if name == "to" {
-            out.push_str(line);
-            out.push_str(";tag=responder\r\n");
-        }
-    }
-    out.push_str("Content-Length: 0\r\n\r\n");
-    out
-}
 
 /// sipp as a UAS that answers every OPTIONS with 200, from a scenario written here.
 struct Sipp {

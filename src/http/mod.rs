@@ -3,6 +3,7 @@
 //! limit, metrics.
 
 mod connection;
+mod dashboard;
 pub(crate) mod error;
 pub(crate) mod extract;
 pub mod graphql;
@@ -103,6 +104,7 @@ pub fn app(service: Arc<Service>, options: &HttpOptions) -> Router {
             }),
         )
         .merge(graphql::routes(service.clone(), options))
+        .merge(dashboard::routes())
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(options.body_limit))

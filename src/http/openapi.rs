@@ -7,6 +7,7 @@ use utoipa::{Modify, OpenApi};
 use super::error::ErrorBody;
 
 mod ranges;
+pub(crate) mod schemas;
 
 pub use ranges::ModelRanges;
 

@@ -3,7 +3,6 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 use super::text;
 use crate::error::{Error, Result};
@@ -14,13 +13,13 @@ pub const DESCRIPTION_MAX: usize = crate::limit!(DESCRIPTION_MAX);
 pub const PORT_MIN: u16 = crate::limit!(PORT_MIN);
 pub const PORT_MAX: u16 = crate::limit!(PORT_MAX);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MediaStream {
     Dual,
     Single,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TransportProtocol {
     #[serde(rename = "UDP")]
     Udp,
@@ -29,7 +28,7 @@ pub enum TransportProtocol {
     Unspecified,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SchemaVersion {
     #[serde(rename = "1.0")]
     V1_0,
@@ -41,19 +40,17 @@ pub enum SchemaVersion {
 
 /// A stored platform. Its serde form is the documented list entry, which is also how the
 /// store keeps it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Platform {
     pub name: String,
     /// An IPv4 or IPv6 address, a host name or a domain.
     pub net_address: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false)]
     pub port: Option<u16>,
     pub media_stream: MediaStream,
     pub transport_protocol: TransportProtocol,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false)]
     pub description: Option<String>,
     pub schema_version: SchemaVersion,
     pub support_video_recording: bool,

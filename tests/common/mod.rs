@@ -2,9 +2,11 @@
 //! folder, plus a client that speaks to it like a portal would.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod callers;
 pub mod graphql;
 pub mod process;
+pub mod sip;
 pub mod ws;
 
 use std::net::SocketAddr;
@@ -77,8 +79,21 @@ impl TestApp {
 
     /// Starts on an existing data folder (a restart).
     pub async fn start_on(data: Arc<TempDir>, extra: &[&str]) -> TestApp {
+        let args = serve_args(data.path(), extra);
+        Self::start_from(data, args).await
+    }
+
+    /// Starts on an existing data folder at the address a stopped server had, as a restarted
+    /// server would come back where its clients reconnect.
+    pub async fn restart_at(data: Arc<TempDir>, addr: SocketAddr, extra: &[&str]) -> TestApp {
+        let mut args = serve_args(data.path(), extra);
+        args.listen = addr.to_string();
+        Self::start_from(data, args).await
+    }
+
+    async fn start_from(data: Arc<TempDir>, args: ServeArgs) -> TestApp {
         let server = Server::start(Start {
-            args: serve_args(data.path(), extra),
+            args,
             admin_password: Some(ADMIN_PASSWORD.into()),
         })
         .await

@@ -40,11 +40,11 @@ pub struct AuditChangeBody {
     /// The object's key (a group's is `tenantId/groupId`; the default's and the
     /// properties' are empty).
     key: String,
-    /// The object before the commit; null when it did not exist.
-    #[schema(value_type = Object, nullable = true)]
+    /// The object before the commit (the default: its platform name); null when it did not
+    /// exist.
     before: Option<serde_json::Value>,
-    /// The object after the commit; null when it no longer exists.
-    #[schema(value_type = Object, nullable = true)]
+    /// The object after the commit (the default: its platform name); null when it no longer
+    /// exists.
     after: Option<serde_json::Value>,
 }
 

@@ -14,6 +14,7 @@ use utoipa::ToSchema;
 use crate::error::Error;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::extract::{Caller, JsonBody, Segment, required};
+use crate::http::openapi::schemas;
 use crate::http::state::AppState;
 use crate::model::{
     GroupRef, MediaStream, NewPlatform, Platform, PlatformChange, SchemaVersion, TransportProtocol,
@@ -25,6 +26,7 @@ use crate::service::{PlatformEntry, PlatformList};
 pub struct PlatformListBody<'a> {
     /// The system default platform's name; null when there are no platforms.
     pub system_default: Option<&'a str>,
+    #[schema(value_type = Vec<schemas::Platform>)]
     pub call_recording_platforms: &'a [Platform],
 }
 
@@ -67,11 +69,14 @@ pub struct PlatformBody {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     pub port: Option<u16>,
+    #[schema(value_type = schemas::MediaStream)]
     pub media_stream: MediaStream,
+    #[schema(value_type = schemas::TransportProtocol)]
     pub transport_protocol: TransportProtocol,
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     pub description: Option<String>,
+    #[schema(value_type = schemas::SchemaVersion)]
     pub schema_version: SchemaVersion,
     pub support_video_recording: bool,
 }
@@ -104,12 +109,15 @@ pub struct AddPlatformBody {
     /// `0` means no port, as an empty field in APIO's portal sends it.
     #[schema(nullable = false)]
     port: Option<i64>,
+    #[schema(value_type = Option<schemas::MediaStream>)]
     #[schema(required, nullable = false)]
     media_stream: Option<MediaStream>,
+    #[schema(value_type = Option<schemas::TransportProtocol>)]
     #[schema(required, nullable = false)]
     transport_protocol: Option<TransportProtocol>,
     #[schema(nullable = false)]
     description: Option<String>,
+    #[schema(value_type = Option<schemas::SchemaVersion>)]
     #[schema(required, nullable = false)]
     schema_version: Option<SchemaVersion>,
     #[schema(required, nullable = false)]
@@ -140,10 +148,13 @@ pub struct ModifyPlatformBody {
     net_address: Option<String>,
     /// `0` removes the port.
     port: Option<i64>,
+    #[schema(value_type = Option<schemas::MediaStream>)]
     media_stream: Option<MediaStream>,
+    #[schema(value_type = Option<schemas::TransportProtocol>)]
     transport_protocol: Option<TransportProtocol>,
     /// `""` removes the description.
     description: Option<String>,
+    #[schema(value_type = Option<schemas::SchemaVersion>)]
     schema_version: Option<SchemaVersion>,
     support_video_recording: Option<bool>,
 }

@@ -7,6 +7,7 @@ use utoipa::ToSchema;
 
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::extract::{Caller, JsonBody};
+use crate::http::openapi::schemas;
 use crate::http::state::AppState;
 use crate::model::{Properties, PropertiesChange};
 
@@ -38,7 +39,7 @@ impl From<ModifyPropertiesBody> for PropertiesChange {
 /// The system's call recording properties.
 #[utoipa::path(operation_id = "getProperties", get, path = "/api/v1/system/services/call_recording/properties/", tag = "properties",
     security(("bearer" = [])),
-    responses((status = 200, body = Properties), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses((status = 200, body = schemas::Properties), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn get(
     State(s): State<AppState>,
     Caller(who): Caller,
@@ -49,7 +50,7 @@ pub async fn get(
 /// Modifies the given properties.
 #[utoipa::path(operation_id = "modifyProperties", put, path = "/api/v1/system/services/call_recording/properties/", tag = "properties",
     security(("bearer" = [])), request_body = ModifyPropertiesBody,
-    responses((status = 200, body = Properties), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+    responses((status = 200, body = schemas::Properties), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 413, body = ErrorBody)))]
 pub async fn modify(
     State(s): State<AppState>,
