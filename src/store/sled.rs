@@ -239,47 +239,53 @@ impl SledStore {
         })
     }
 
-    fn scan<T: DeserializeOwned>(&self, what: &str, prefix: &[u8]) -> Result<Vec<T>> {
-        self.db
-            .scan_prefix(prefix)
-            .map(|item| {
-                let (_, v) = item.map_err(storage)?;
-                decode(what, &v)
-            })
-            .collect()
+    /// Applies every record under `prefix` to `state`, one at a time (never all of them in
+    /// memory at once besides the state).
+    fn load_each<T: DeserializeOwned>(
+        &self,
+        state: &mut State,
+        what: &str,
+        prefix: &[u8],
+        change: impl Fn(T) -> Result<Change>,
+    ) -> Result<()> {
+        for item in self.db.scan_prefix(prefix) {
+            let (_, v) = item.map_err(storage)?;
+            state.apply(&change(decode(what, &v)?)?);
+        }
+        Ok(())
     }
 
     fn load_state(&self) -> Result<(State, Sequence)> {
         let mut state = State::default();
-        let mut put = |change: Change| state.apply(&change);
-        for p in self.scan::<PlatformRecord>("platform", PLATFORM)? {
-            put(Change::PutPlatform(Platform::from(p)));
-        }
+        let s = &mut state;
+        self.load_each(s, "platform", PLATFORM, |p: PlatformRecord| {
+            Ok(Change::PutPlatform(Platform::from(p)))
+        })?;
         if let Some(name) = self.db.get(DEFAULT).map_err(storage)? {
             let name = String::from_utf8(name.to_vec()).map_err(|e| corrupt("default", e))?;
-            put(Change::SetDefault(Some(name)));
+            s.apply(&Change::SetDefault(Some(name)));
         }
         if let Some(p) = self.db.get(PROPERTIES).map_err(storage)? {
             let p: PropertiesRecord = decode("properties", &p)?;
-            put(Change::PutProperties(Properties::from(p)));
+            s.apply(&Change::PutProperties(Properties::from(p)));
         }
-        for t in self.scan::<TenantRecord>("tenant", TENANT)? {
-            put(Change::PutTenant(Tenant::from(t)));
-        }
-        for g in self.scan::<GroupRecord>("group", GROUP)? {
-            put(Change::PutGroup(Group::from(g)));
-        }
-        for u in self.scan::<UserRecord>("user", USER)? {
-            put(Change::PutUser(User::try_from(u)?));
-        }
-        for s in self.scan::<SessionRecord>("session", SESSION)? {
-            put(Change::PutSession(s.into()));
-        }
+        self.load_each(s, "tenant", TENANT, |t: TenantRecord| {
+            Ok(Change::PutTenant(Tenant::from(t)))
+        })?;
+        self.load_each(s, "group", GROUP, |g: GroupRecord| {
+            Ok(Change::PutGroup(Group::from(g)))
+        })?;
+        self.load_each(s, "user", USER, |u: UserRecord| {
+            Ok(Change::PutUser(User::try_from(u)?))
+        })?;
+        self.load_each(s, "session", SESSION, |r: SessionRecord| {
+            Ok(Change::PutSession(r.into()))
+        })?;
         for item in self.db.scan_prefix(SECRET) {
             let (k, v) = item.map_err(storage)?;
             let name =
                 String::from_utf8(k[SECRET.len()..].to_vec()).map_err(|e| corrupt("secret", e))?;
-            put(Change::PutSecret(name, v.to_vec()));
+            s.apply(&Change::PutSecret(name, v.to_vec()));
         }
         Ok((state, Sequence(self.last())))
     }

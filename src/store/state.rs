@@ -1,6 +1,11 @@
 //! Everything stored, held in memory as persistent maps: a commit makes a new state that shares
 //! all it did not change with the one before, so a snapshot costs one reference count and readers
 //! never wait for writers.
+//!
+//! Groups are by far the most numerous objects (100,000 and more), so they are kept small: a
+//! shared key, and the platform name shared with the usage index.
+
+use std::sync::Arc;
 
 use imbl::{OrdMap, OrdSet};
 
@@ -14,9 +19,10 @@ pub struct State {
     system_default: Option<String>,
     properties: Option<Properties>,
     tenants: OrdMap<String, Tenant>,
-    groups: OrdMap<GroupRef, Group>,
+    /// Each group and the platform assigned to it.
+    groups: OrdMap<Arc<GroupRef>, Option<Arc<str>>>,
     /// Which groups each platform is assigned to: the usage index.
-    usage: OrdMap<String, OrdSet<GroupRef>>,
+    usage: OrdMap<Arc<str>, OrdSet<Arc<GroupRef>>>,
     users: OrdMap<String, User>,
     sessions: OrdMap<String, Session>,
     secrets: OrdMap<String, Vec<u8>>,
@@ -41,16 +47,20 @@ impl State {
                 self.tenants.remove(id);
             }
             Change::PutGroup(g) => {
-                let key = g.key();
-                let old = self.groups.insert(key.clone(), g.clone());
-                self.unassign(old.as_ref(), &key);
-                if let Some(platform) = &g.platform {
-                    self.usage.entry(platform.clone()).or_default().insert(key);
+                let key = match self.groups.get_key_value(&g.key()) {
+                    Some((key, _)) => key.clone(),
+                    None => Arc::new(g.key()),
+                };
+                let platform = g.platform.as_deref().map(|name| self.platform_name(name));
+                let old = self.groups.insert(key.clone(), platform.clone());
+                self.unassign(old.flatten(), &key);
+                if let Some(platform) = platform {
+                    self.usage.entry(platform).or_default().insert(key);
                 }
             }
             Change::DeleteGroup(key) => {
                 let old = self.groups.remove(key);
-                self.unassign(old.as_ref(), key);
+                self.unassign(old.flatten(), key);
             }
             Change::PutUser(u) => {
                 self.users.insert(u.username.clone(), u.clone());
@@ -70,21 +80,37 @@ impl State {
         }
     }
 
-    fn unassign(&mut self, old: Option<&Group>, key: &GroupRef) {
-        let Some(platform) = old.and_then(|g| g.platform.as_ref()) else {
+    fn unassign(&mut self, old: Option<Arc<str>>, key: &GroupRef) {
+        let Some(platform) = old else {
             return;
         };
-        if let Some(set) = self.usage.get_mut(platform) {
+        if let Some(set) = self.usage.get_mut(&*platform) {
             set.remove(key);
             if set.is_empty() {
-                self.usage.remove(platform);
+                self.usage.remove(&*platform);
             }
+        }
+    }
+
+    /// The platform name as the usage index already holds it, so groups share one copy.
+    fn platform_name(&self, name: &str) -> Arc<str> {
+        match self.usage.get_key_value(name) {
+            Some((shared, _)) => shared.clone(),
+            None => Arc::from(name),
         }
     }
 
     /// How many groups there are, for sizing decisions that need no walk.
     pub fn group_count(&self) -> usize {
         self.groups.len()
+    }
+}
+
+fn group_of(key: &GroupRef, platform: &Option<Arc<str>>) -> Group {
+    Group {
+        tenant_id: key.tenant_id.clone(),
+        group_id: key.group_id.clone(),
+        platform: platform.as_deref().map(str::to_owned),
     }
 }
 
@@ -113,7 +139,7 @@ impl Read for State {
         Ok(self
             .usage
             .get(platform)
-            .map(|set| set.iter().cloned().collect())
+            .map(|set| set.iter().map(|k| GroupRef::clone(k)).collect())
             .unwrap_or_default())
     }
 
@@ -130,7 +156,10 @@ impl Read for State {
     }
 
     fn group(&self, group: &GroupRef) -> Result<Option<Group>> {
-        Ok(self.groups.get(group).cloned())
+        Ok(self
+            .groups
+            .get_key_value(group)
+            .map(|(key, platform)| group_of(key, platform)))
     }
 
     fn groups(&self, tenant_id: &str) -> Result<Vec<Group>> {
@@ -140,9 +169,9 @@ impl Read for State {
         };
         Ok(self
             .groups
-            .range(from..)
+            .range::<_, GroupRef>(from..)
             .take_while(|(k, _)| k.tenant_id == tenant_id)
-            .map(|(_, g)| g.clone())
+            .map(|(key, platform)| group_of(key, platform))
             .collect())
     }
 
