@@ -1,16 +1,15 @@
 //! `callrec-gateway user ...`: user management on the data folder while the server is stopped
-//! (the store's lock refuses a second process).
+//! (the folder's lock refuses a second process), or on the database while gateways run (they
+//! follow its log like any gateway's commit).
 
 use std::io::BufRead;
-use std::sync::Arc;
 
 use anyhow::Context;
 
 use crate::config::{UserArgs, UserCommand};
 use crate::model::{Level, NewUser, Principal};
-use crate::server::store_options;
+use crate::server::open_store;
 use crate::service::{Service, SessionSettings};
-use crate::store::SledStore;
 
 fn read_password() -> anyhow::Result<String> {
     let mut line = String::new();
@@ -24,9 +23,8 @@ fn read_password() -> anyhow::Result<String> {
 }
 
 pub async fn user(args: UserArgs) -> anyhow::Result<()> {
-    let options = store_options(&args.data);
-    let store = tokio::task::spawn_blocking(move || SledStore::open(options)).await??;
-    let service = Service::new(Arc::new(store), SessionSettings::default()).await?;
+    let store = open_store(&args.data, true).await?;
+    let service = Service::new(store, SessionSettings::default()).await?;
     let console = Principal::console();
     match args.command {
         UserCommand::Add {

@@ -6,9 +6,11 @@
 //! waits until a commit is on disk; several writers' commits share one flush (group commit).
 //!
 //! What is on disk is the store's own serde types ([`records`]), never the wire format.
-//! Only `store::sled` names sled; another backend implements the same trait.
+//! Only `store::sled` names sled, only `store::postgres` PostgreSQL; both implement the same
+//! trait.
 
 mod log;
+mod postgres;
 pub mod records;
 mod sled;
 mod state;
@@ -18,6 +20,7 @@ use tokio::sync::watch;
 pub use self::log::{
     AuditChange, Entry, EventRecord, LogRange, Sequence, now_ms, parse_rfc3339, rfc3339_millis,
 };
+pub use self::postgres::{PgOptions, PgStore};
 pub use self::sled::{SledStore, StoreOptions};
 pub use self::state::State;
 use crate::error::Result;
