@@ -55,10 +55,12 @@ CREATE TABLE secrets (
     value bytea NOT NULL
 );
 
--- Failed logins per username, counted by every gateway (the lockout).
+-- Failed logins per username, counted by every gateway (the lockout): failures in the window
+-- that began at window_start_ms, attempts whose password check is under way, the lock.
 CREATE TABLE login_failures (
     username text PRIMARY KEY,
-    failures integer NOT NULL,
-    window_start_ms bigint NOT NULL,
+    failures integer NOT NULL DEFAULT 0,
+    in_flight integer NOT NULL DEFAULT 0,
+    window_start_ms bigint,
     locked_until_ms bigint
 );

@@ -24,7 +24,7 @@ fn read_password() -> anyhow::Result<String> {
 
 pub async fn user(args: UserArgs) -> anyhow::Result<()> {
     let store = open_store(&args.data, true).await?;
-    let service = Service::new(store, SessionSettings::default()).await?;
+    let service = Service::new(store.store(), SessionSettings::default()).await?;
     let console = Principal::console();
     match args.command {
         UserCommand::Add {

@@ -12,8 +12,10 @@
 //! [`rows::Touched`]), all in one snapshot.
 
 mod head;
+mod look;
 mod migrate;
 mod rows;
+mod throttle;
 
 
 use std::collections::BTreeSet;
@@ -25,6 +27,7 @@ use sqlx::{Connection, Row};
 use tokio::sync::watch;
 
 use self::rows::Touched;
+pub use self::throttle::PgThrottle;
 
 use super::{Change, Committed, Entry, Foreign, LogRange, Sequence, State, Store};
 use crate::error::{Error, Result};
@@ -56,6 +59,8 @@ impl PgOptions {
 pub struct PgStore {
     pool: PgPool,
     head: watch::Sender<Sequence>,
+    /// Looks at the head row shared by the requests that wait for one together.
+    look: look::SharedLook,
     follower: tokio::task::JoinHandle<()>,
     /// Never set: a database that went away comes back, and each request finds out for
     /// itself (503) until it does.
@@ -142,6 +147,7 @@ impl PgStore {
         Ok(PgStore {
             pool,
             head,
+            look: look::SharedLook::default(),
             follower,
             failure: watch::Sender::new(None),
         })
@@ -400,6 +406,12 @@ impl Store for PgStore {
 
     async fn catch_up(&self, after: Sequence) -> Result<Vec<Foreign>> {
         self.catch_up_now(after).await
+    }
+
+    async fn newest(&self) -> Result<Option<Sequence>> {
+        let head = self.look.newest(|| read_head(&self.pool)).await?;
+        self.raise_head(head);
+        Ok(Some(head))
     }
 
     async fn check_writable(&self) -> Result<()> {
