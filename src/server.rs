@@ -95,7 +95,9 @@ pub async fn open_store(data: &DataArgs, flush: bool) -> anyhow::Result<OpenStor
         StoreLocation::Database(url) => {
             let mut options = PgOptions::new(url);
             options.pool = data.database_pool;
-            Ok(OpenStore::Database(Arc::new(PgStore::connect(options).await?)))
+            Ok(OpenStore::Database(Arc::new(
+                PgStore::connect(options).await?,
+            )))
         }
     }
 }

@@ -106,10 +106,7 @@ pub fn app(service: Arc<Service>, options: &HttpOptions) -> Router {
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(options.body_limit))
-        .layer(middleware::from_fn_with_state(
-            service.clone(),
-            up_to_date,
-        ))
+        .layer(middleware::from_fn_with_state(service.clone(), up_to_date))
         .layer(middleware::from_fn_with_state(
             options.body_limit,
             refusals::declared_oversize,

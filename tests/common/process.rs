@@ -60,8 +60,19 @@ impl Process {
         log: Option<std::fs::File>,
     ) -> Process {
         let store = super::store::store_args(data);
+        let store: Vec<&str> = store.iter().map(String::as_str).collect();
+        Self::serve_on(&store, envs, extra, log).await
+    }
+
+    /// Starts `serve` on the store `store` names (`--data DIR` or `--database-url URL`).
+    pub async fn serve_on(
+        store: &[&str],
+        envs: &[(&str, &str)],
+        extra: &[&str],
+        log: Option<std::fs::File>,
+    ) -> Process {
         let mut args = vec!["serve", "--listen", "127.0.0.1:0"];
-        args.extend(store.iter().map(String::as_str));
+        args.extend_from_slice(store);
         args.extend_from_slice(extra);
         let mut cmd = command(&args);
         for (k, v) in envs {

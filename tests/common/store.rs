@@ -42,9 +42,7 @@ pub fn database_of(data: &Path) -> String {
 /// Runs `f` on a runtime of its own, on a thread of its own: callable from sync code and from
 /// inside another runtime alike.
 fn on_own_runtime<T: Send + 'static>(
-    f: impl FnOnce() -> std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>
-    + Send
-    + 'static,
+    f: impl FnOnce() -> std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>> + Send + 'static,
 ) -> T {
     std::thread::spawn(move || {
         tokio::runtime::Builder::new_current_thread()
@@ -86,11 +84,12 @@ const PREFIX: &str = "callrec_test_";
 
 /// Drops the test databases whose test process has exited.
 async fn drop_orphans(conn: &mut sqlx::PgConnection) {
-    let names: Vec<String> =
-        sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 'callrec\\_test\\_%'")
-            .fetch_all(&mut *conn)
-            .await
-            .unwrap_or_default();
+    let names: Vec<String> = sqlx::query_scalar(
+        "SELECT datname FROM pg_database WHERE datname LIKE 'callrec\\_test\\_%'",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .unwrap_or_default();
     for name in names {
         let pid = name
             .strip_prefix(PREFIX)

@@ -30,7 +30,9 @@ pub(super) async fn follow(pool: PgPool, head: watch::Sender<Sequence>) {
     loop {
         match listen(&pool, &head).await {
             Ok(()) => {}
-            Err(e) => tracing::warn!(error = %e, "lost the database's log notifications; reconnecting"),
+            Err(e) => {
+                tracing::warn!(error = %e, "lost the database's log notifications; reconnecting")
+            }
         }
         tokio::time::sleep(wait).await;
         wait = (wait * 2).min(RETRY_MAX);

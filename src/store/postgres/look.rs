@@ -44,9 +44,15 @@ mod tests {
     #[tokio::test]
     async fn a_look_started_before_the_call_is_not_reused() {
         let shared = SharedLook::default();
-        assert_eq!(shared.newest(|| async { Ok(Sequence(1)) }).await.unwrap(), Sequence(1));
+        assert_eq!(
+            shared.newest(|| async { Ok(Sequence(1)) }).await.unwrap(),
+            Sequence(1)
+        );
         // The first look finished before this call: a new one is made.
-        assert_eq!(shared.newest(|| async { Ok(Sequence(2)) }).await.unwrap(), Sequence(2));
+        assert_eq!(
+            shared.newest(|| async { Ok(Sequence(2)) }).await.unwrap(),
+            Sequence(2)
+        );
     }
 
     #[tokio::test]

@@ -29,6 +29,8 @@ pub(super) async fn run(options: &PgConnectOptions) -> anyhow::Result<()> {
              callrec-gateway knows (up to {}): upgrade callrec-gateway, or use another database",
             latest()
         ),
-        Err(e) => Err(anyhow::anyhow!("cannot bring the database's schema up to date: {e}")),
+        Err(e) => Err(anyhow::anyhow!(
+            "cannot bring the database's schema up to date: {e}"
+        )),
     }
 }

@@ -17,7 +17,6 @@ mod migrate;
 mod rows;
 mod throttle;
 
-
 use std::collections::BTreeSet;
 use std::str::FromStr;
 use std::time::Duration;
@@ -162,62 +161,6 @@ impl PgStore {
         head::raise(&self.head, to);
     }
 
-    async fn commit_now(
-        &self,
-        expected: Sequence,
-        changes: &[Change],
-        entry: &Entry,
-    ) -> Result<Committed> {
-        if entry.sequence != expected.0 + 1 {
-            return Ok(Committed::Conflict);
-        }
-        let text = serde_json::to_string(entry).map_err(|e| Error::Internal(e.to_string()))?;
-        let touched: BTreeSet<Touched> = changes.iter().map(Touched::of).collect();
-        let touched = serde_json::to_value(&touched).map_err(|e| Error::Internal(e.to_string()))?;
-        let mut tx = self.pool.begin().await.map_err(db_error)?;
-        let head: i64 = sqlx::query_scalar("SELECT sequence FROM log_head FOR UPDATE")
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db_error)?;
-        if sequence(head)? != expected {
-            // Rolled back on drop; the head moves our watch too, in case its notification is
-            // still on its way.
-            drop(tx);
-            self.raise_head(sequence(head)?);
-            return Ok(Committed::Conflict);
-        }
-        for change in changes {
-            rows::apply(&mut tx, change).await?;
-        }
-        let at = signed(entry.sequence())?;
-        sqlx::query(
-            "INSERT INTO change_log (sequence, at_ms, entry, touched) VALUES ($1, $2, $3::json, $4)",
-        )
-        .bind(at)
-        .bind(entry.at_ms)
-        .bind(&text)
-        .bind(&touched)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error)?;
-        sqlx::query("UPDATE log_head SET sequence = $1")
-            .bind(at)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(CHANNEL)
-            .bind(at.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
-        // An error here leaves the outcome unknown to this gateway: nothing is acknowledged,
-        // and if the commit did happen the head's follower brings it in like another's.
-        tx.commit().await.map_err(db_error)?;
-        self.raise_head(entry.sequence());
-        Ok(Committed::At(entry.sequence()))
-    }
-
     async fn catch_up_now(&self, after: Sequence) -> Result<Vec<Foreign>> {
         let mut tx = self.pool.begin().await.map_err(db_error)?;
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
@@ -281,6 +224,70 @@ impl PgStore {
     }
 }
 
+/// What a commit needs of the store, owned, to run on a task of its own.
+struct Committer {
+    pool: PgPool,
+    head: watch::Sender<Sequence>,
+}
+
+impl Committer {
+    async fn commit(
+        &self,
+        expected: Sequence,
+        changes: &[Change],
+        entry: &Entry,
+    ) -> Result<Committed> {
+        if entry.sequence != expected.0 + 1 {
+            return Ok(Committed::Conflict);
+        }
+        let text = serde_json::to_string(entry).map_err(|e| Error::Internal(e.to_string()))?;
+        let touched: BTreeSet<Touched> = changes.iter().map(Touched::of).collect();
+        let touched = serde_json::to_value(&touched).map_err(|e| Error::Internal(e.to_string()))?;
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        let head: i64 = sqlx::query_scalar("SELECT sequence FROM log_head FOR UPDATE")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        if sequence(head)? != expected {
+            // Rolled back on drop; the head moves our watch too, in case its notification is
+            // still on its way.
+            drop(tx);
+            head::raise(&self.head, sequence(head)?);
+            return Ok(Committed::Conflict);
+        }
+        for change in changes {
+            rows::apply(&mut tx, change).await?;
+        }
+        let at = signed(entry.sequence())?;
+        sqlx::query(
+            "INSERT INTO change_log (sequence, at_ms, entry, touched) VALUES ($1, $2, $3::json, $4)",
+        )
+        .bind(at)
+        .bind(entry.at_ms)
+        .bind(&text)
+        .bind(&touched)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        sqlx::query("UPDATE log_head SET sequence = $1")
+            .bind(at)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(CHANNEL)
+            .bind(at.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        // An error here leaves the outcome unknown to this gateway: nothing is acknowledged,
+        // and if the commit did happen the head's follower brings it in like another's.
+        tx.commit().await.map_err(db_error)?;
+        head::raise(&self.head, entry.sequence());
+        Ok(Committed::At(entry.sequence()))
+    }
+}
+
 async fn read_head(pool: &PgPool) -> Result<Sequence> {
     let head: i64 = sqlx::query_scalar("SELECT sequence FROM log_head")
         .fetch_one(pool)
@@ -324,7 +331,16 @@ impl Store for PgStore {
         changes: &[Change],
         entry: &Entry,
     ) -> Result<Committed> {
-        self.commit_now(expected, changes, entry).await
+        // On a task of its own: a commit once started is carried through (or rolled back)
+        // whether or not its request is still waiting, as it would be on any other store.
+        let store = Committer {
+            pool: self.pool.clone(),
+            head: self.head.clone(),
+        };
+        let (changes, entry) = (changes.to_vec(), entry.clone());
+        tokio::spawn(async move { store.commit(expected, &changes, &entry).await })
+            .await
+            .map_err(|e| Error::Internal(format!("a commit task failed: {e}")))?
     }
 
     async fn durable(&self, sequence: Sequence) -> Result<()> {

@@ -152,9 +152,7 @@ pub(super) async fn apply(conn: &mut PgConnection, change: &Change) -> Result<()
         )
         .bind(&u.username)
         .bind(json(&UserRecord::from(u))?),
-        Change::DeleteUser(name) => {
-            sqlx::query("DELETE FROM users WHERE username = $1").bind(name)
-        }
+        Change::DeleteUser(name) => sqlx::query("DELETE FROM users WHERE username = $1").bind(name),
         Change::PutSession(s) => sqlx::query(
             "INSERT INTO sessions (id, record) VALUES ($1, $2) \
              ON CONFLICT (id) DO UPDATE SET record = EXCLUDED.record",
@@ -187,7 +185,12 @@ pub(super) async fn everything(conn: &mut PgConnection) -> Result<Vec<Change>> {
         let t: TenantRecord = record("tenant", row.get(0))?;
         out.push(Change::PutTenant(Tenant::from(t)));
     }
-    for row in fetch(conn, "SELECT record FROM groups ORDER BY tenant_id, group_id").await? {
+    for row in fetch(
+        conn,
+        "SELECT record FROM groups ORDER BY tenant_id, group_id",
+    )
+    .await?
+    {
         let g: GroupRecord = record("group", row.get(0))?;
         out.push(Change::PutGroup(Group::from(g)));
     }
@@ -260,9 +263,10 @@ pub(super) async fn current(
                 )
                 .await?;
                 match row {
-                    Some(v) => Change::PutProperties(Properties::from(
-                        record::<PropertiesRecord>("properties", v)?,
-                    )),
+                    Some(v) => Change::PutProperties(Properties::from(record::<PropertiesRecord>(
+                        "properties",
+                        v,
+                    )?)),
                     // Properties are never removed.
                     None => continue,
                 }
@@ -274,7 +278,9 @@ pub(super) async fn current(
                 )
                 .await?;
                 match row {
-                    Some(v) => Change::PutTenant(Tenant::from(record::<TenantRecord>("tenant", v)?)),
+                    Some(v) => {
+                        Change::PutTenant(Tenant::from(record::<TenantRecord>("tenant", v)?))
+                    }
                     None => Change::DeleteTenant(tenant_id.clone()),
                 }
             }
@@ -284,11 +290,9 @@ pub(super) async fn current(
             } => {
                 let row = optional(
                     conn,
-                    sqlx::query(
-                        "SELECT record FROM groups WHERE tenant_id = $1 AND group_id = $2",
-                    )
-                    .bind(tenant_id)
-                    .bind(group_id),
+                    sqlx::query("SELECT record FROM groups WHERE tenant_id = $1 AND group_id = $2")
+                        .bind(tenant_id)
+                        .bind(group_id),
                 )
                 .await?;
                 match row {

@@ -1,0 +1,426 @@
+//! Several real `serve` processes on one PostgreSQL database behave as one server: what one
+//! commits, the others answer at once; writes through all of them keep every rule; events,
+//! logouts and the lockout cross over; a process killed mid-write loses nothing acknowledged.
+//! Each test has a database of its own on the server of `common::store::admin_url()`.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::process::Process;
+use common::{check_assignments, platform, platform_path, platforms_path};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+const PASSWORD: &str = "admin-password";
+
+/// `count` gateways on a fresh database, with `extra` flags.
+async fn gateways(count: usize, extra: &[&str]) -> (String, Vec<Process>) {
+    let url = common::store::fresh_database(&common::store::admin_url());
+    let mut out = Vec::new();
+    for _ in 0..count {
+        out.push(gateway(&url, extra).await);
+    }
+    (url, out)
+}
+
+async fn gateway(url: &str, extra: &[&str]) -> Process {
+    Process::serve_on(
+        &["--database-url", url],
+        &[("CALLREC_ADMIN_PASSWORD", PASSWORD)],
+        extra,
+        None,
+    )
+    .await
+}
+
+async fn call(
+    p: &Process,
+    token: &str,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut request = reqwest::Client::new()
+        .request(method, p.url(path))
+        .bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = tokio::time::timeout(Duration::from_secs(30), request.send())
+        .await
+        .expect("answered within 30 s")
+        .expect("answered");
+    let status = response.status();
+    let body = response.json().await.unwrap_or(Value::Null);
+    (status, body)
+}
+
+async fn gql(p: &Process, token: &str, query: &str) -> Value {
+    let (status, body) = call(
+        p,
+        token,
+        Method::POST,
+        "/graphql",
+        Some(json!({"query": query})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.get("errors").is_none(), "{body}");
+    body["data"].clone()
+}
+
+fn names(list: &Value) -> Vec<String> {
+    list["callRecordingPlatforms"]
+        .as_array()
+        .expect("platforms")
+        .iter()
+        .map(|p| p["name"].as_str().expect("name").to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_change_on_one_gateway_is_read_on_the_next_request_to_another() {
+    let (_, g) = gateways(2, &[]).await;
+    let (a, b) = (&g[0], &g[1]);
+    let token = a.login("admin", PASSWORD).await;
+    for i in 0..20 {
+        let name = format!("P{i}");
+        let (status, _) = call(
+            a,
+            &token,
+            Method::POST,
+            &platforms_path(),
+            Some(platform(&name)),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        let (status, list) = call(b, &token, Method::GET, &platforms_path(), None).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            names(&list).contains(&name),
+            "B's REST list misses {name}: {list}"
+        );
+        let (status, _) = call(
+            a,
+            &token,
+            Method::PUT,
+            &platform_path(&name),
+            Some(json!({"port": 1000 + i})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        let data = gql(
+            b,
+            &token,
+            &format!(r#"{{ callRecordingPlatform(name: "{name}") {{ port }} }}"#),
+        )
+        .await;
+        assert_eq!(
+            data["callRecordingPlatform"]["port"],
+            1000 + i,
+            "B's GraphQL read is stale"
+        );
+    }
+}
+
+/// A random mutation or read of the shared few objects (as in tests/concurrency.rs).
+fn pick(rng: &mut impl rand::Rng) -> (Method, String, Option<Value>) {
+    let p = format!("P{}", rng.gen_range(0..6));
+    let (t, gr) = (rng.gen_range(0..3), rng.gen_range(0..4));
+    let group = format!("/api/v1/tenants/T{t}/groups/G{gr}/");
+    match rng.gen_range(0..12) {
+        0 => (Method::POST, platforms_path(), Some(platform(&p))),
+        1 => (
+            Method::PUT,
+            platform_path(&p),
+            Some(json!({"default": true})),
+        ),
+        2 => (Method::DELETE, platform_path(&p), None),
+        3 => (
+            Method::POST,
+            "/api/v1/tenants/".into(),
+            Some(json!({"tenantId": format!("T{t}")})),
+        ),
+        4 => (Method::DELETE, format!("/api/v1/tenants/T{t}/"), None),
+        5 => (
+            Method::POST,
+            format!("/api/v1/tenants/T{t}/groups/"),
+            Some(json!({"groupId": format!("G{gr}")})),
+        ),
+        6 => (Method::DELETE, group.clone(), None),
+        7..=9 => (
+            Method::PUT,
+            format!("{group}services/call_recording/"),
+            Some(json!({"name": p})),
+        ),
+        10 => (
+            Method::PUT,
+            format!("{group}services/call_recording/"),
+            Some(json!({"name": null})),
+        ),
+        _ => (Method::GET, platforms_path(), None),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sixty_four_clients_writing_through_three_gateways_keep_every_invariant() {
+    use rand::{Rng, SeedableRng};
+    let seed = common::seed_from_env("CALLREC_CONCURRENCY_SEED");
+    eprintln!("postgres concurrency: seed {seed}");
+    let (_, g) = gateways(3, &[]).await;
+    let g = Arc::new(g);
+    let token = Arc::new(g[0].login("admin", PASSWORD).await);
+    let deadline = Instant::now() + Duration::from_secs(4);
+    let tasks: Vec<_> = (0..64)
+        .map(|i| {
+            let (g, token) = (g.clone(), token.clone());
+            tokio::spawn(async move {
+                let mut rng = rand::rngs::StdRng::seed_from_u64(seed.wrapping_add(i));
+                let mut ok = 0;
+                while Instant::now() < deadline {
+                    let (method, path, body) = pick(&mut rng);
+                    let p = &g[rng.gen_range(0..g.len())];
+                    let (status, answer) = call(p, &token, method.clone(), &path, body).await;
+                    assert!(
+                        [
+                            StatusCode::OK,
+                            StatusCode::BAD_REQUEST,
+                            StatusCode::NOT_FOUND
+                        ]
+                        .contains(&status),
+                        "{method} {path}: {status} {answer}"
+                    );
+                    ok += usize::from(status == StatusCode::OK);
+                }
+                ok
+            })
+        })
+        .collect();
+    let mut ok = 0;
+    for task in tasks {
+        ok += task.await.expect("client");
+    }
+    assert!(
+        ok > 64,
+        "too few successful requests to prove anything: {ok}"
+    );
+    // Every gateway answers the same, and it keeps the rules.
+    let mut lists = Vec::new();
+    for p in g.iter() {
+        let (_, list) = call(p, &token, Method::GET, &platforms_path(), None).await;
+        let names: BTreeSet<String> = names(&list).into_iter().collect();
+        match list["systemDefault"].as_str() {
+            None => assert!(names.is_empty(), "platforms and no default: {list}"),
+            Some(d) => assert!(names.contains(d), "the default {d} does not exist: {list}"),
+        }
+        check_assignments(
+            async |path: &str| call(p, &token, Method::GET, path, None).await.1,
+            &names,
+            "after writes through three gateways",
+        )
+        .await;
+        lists.push(list);
+    }
+    assert!(
+        lists.windows(2).all(|w| w[0] == w[1]),
+        "gateways disagree: {lists:?}"
+    );
+    eprintln!("postgres concurrency: {ok} successful requests through 3 gateways");
+}
+
+#[tokio::test]
+async fn a_subscriber_on_one_gateway_gets_the_events_of_another_in_order_once() {
+    let (_, g) = gateways(2, &[]).await;
+    let (a, b) = (&g[0], &g[1]);
+    let token = a.login("admin", PASSWORD).await;
+    let mut on_a = common::ws::accepted_at(&a.addr, &token).await;
+    let mut on_b = common::ws::accepted_at(&b.addr, &token).await;
+    on_a.subscribe_events("1").await;
+    on_b.subscribe_events("1").await;
+    for i in 0..10 {
+        let (status, _) = call(
+            a,
+            &token,
+            Method::POST,
+            &platforms_path(),
+            Some(platform(&format!("P{i}"))),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    // Made on B last: anything after A's events (a repeat) would come before it.
+    let (status, _) = call(
+        b,
+        &token,
+        Method::POST,
+        &platforms_path(),
+        Some(platform("last")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let mut seen = [Vec::new(), Vec::new()];
+    for (client, seen) in [&mut on_a, &mut on_b].into_iter().zip(seen.iter_mut()) {
+        loop {
+            let event = client.event("1").await;
+            let done = event["platform"]["name"] == "last";
+            seen.push(event);
+            if done {
+                break;
+            }
+        }
+    }
+    let added: Vec<String> = seen[1]
+        .iter()
+        .filter(|e| e["__typename"] == "CallRecordingPlatformAdded")
+        .map(|e| e["platform"]["name"].as_str().expect("name").to_owned())
+        .collect();
+    let expected: Vec<String> = (0..10)
+        .map(|i| format!("P{i}"))
+        .chain(["last".into()])
+        .collect();
+    assert_eq!(added, expected, "B's events: {:?}", seen[1]);
+    assert_eq!(
+        seen[0], seen[1],
+        "both gateways tell the same events in the same order"
+    );
+}
+
+#[tokio::test]
+async fn a_logout_on_one_gateway_refuses_the_token_on_the_next_request_to_another() {
+    let (_, g) = gateways(2, &[]).await;
+    let (a, b) = (&g[0], &g[1]);
+    for _ in 0..5 {
+        let login: Value = reqwest::Client::new()
+            .post(a.url("/api/v1/login/"))
+            .json(&json!({"username": "admin", "password": PASSWORD}))
+            .send()
+            .await
+            .expect("login")
+            .json()
+            .await
+            .expect("JSON");
+        let (access, refresh) = common::tokens_of(&login);
+        // Known to B (and remembered by it) before the logout.
+        assert_eq!(
+            call(b, &access, Method::GET, &platforms_path(), None)
+                .await
+                .0,
+            StatusCode::OK
+        );
+        let (status, body) = call(
+            a,
+            &access,
+            Method::POST,
+            "/api/v1/logout/",
+            Some(json!({"refresh_token": refresh})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let (status, body) = call(b, &access, Method::GET, &platforms_path(), None).await;
+        assert_eq!(
+            status,
+            StatusCode::UNAUTHORIZED,
+            "B still takes a token logged out on A: {body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn failed_logins_are_counted_across_gateways() {
+    let (_, g) = gateways(2, &["--max-failed-logins", "3", "--login-lockout", "600"]).await;
+    let attempt = async |p: &Process, password: &str| {
+        reqwest::Client::new()
+            .post(p.url("/api/v1/login/"))
+            .json(&json!({"username": "admin", "password": password}))
+            .send()
+            .await
+            .expect("login answered")
+            .status()
+    };
+    // Three wrong passwords, spread over both gateways.
+    for p in [&g[0], &g[1], &g[0]] {
+        assert_eq!(attempt(p, "wrong-password").await, StatusCode::UNAUTHORIZED);
+    }
+    // Locked on both, even with the right password.
+    assert_eq!(
+        attempt(&g[1], PASSWORD).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        attempt(&g[0], PASSWORD).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_gateway_killed_mid_write_loses_nothing_acknowledged_and_the_others_serve_on() {
+    let (_, mut g) = gateways(2, &[]).await;
+    let token = Arc::new(g[0].login("admin", PASSWORD).await);
+    let victim = g.remove(0);
+    let survivor = g.remove(0);
+    let target = Arc::new(victim.url("/api/v1/tenants/"));
+    let (acked_tx, mut acked_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let writers: Vec<_> = (0..16)
+        .map(|w| {
+            let (target, token, acked) = (target.clone(), token.clone(), acked_tx.clone());
+            tokio::spawn(async move {
+                for i in 0.. {
+                    let id = format!("T{w}x{i}");
+                    let sent = reqwest::Client::new()
+                        .post(target.as_str())
+                        .bearer_auth(token.as_str())
+                        .json(&json!({"tenantId": id}))
+                        .send()
+                        .await;
+                    match sent {
+                        Ok(r) if r.status() == StatusCode::OK => {
+                            if acked.send(id).is_err() {
+                                return;
+                            }
+                        }
+                        _ => return,
+                    }
+                }
+            })
+        })
+        .collect();
+    drop(acked_tx);
+    // Kill it once a good number of writes were acknowledged, with the writers still going.
+    let mut acknowledged = BTreeSet::new();
+    while acknowledged.len() < 200 {
+        let id = tokio::time::timeout(Duration::from_secs(30), acked_rx.recv())
+            .await
+            .expect("writes acknowledged in time")
+            .expect("writers running");
+        acknowledged.insert(id);
+    }
+    let _ = victim.kill().await;
+    for w in writers {
+        let _ = w.await;
+    }
+    while let Ok(id) = acked_rx.try_recv() {
+        acknowledged.insert(id);
+    }
+    let (status, tenants) = call(&survivor, &token, Method::GET, "/api/v1/tenants/", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let stored: BTreeSet<String> = tenants["tenants"]
+        .as_array()
+        .expect("tenants")
+        .iter()
+        .map(|t| t["tenantId"].as_str().expect("id").to_owned())
+        .collect();
+    let lost: Vec<_> = acknowledged.difference(&stored).collect();
+    assert!(lost.is_empty(), "acknowledged and lost: {lost:?}");
+    let (status, _) = call(
+        &survivor,
+        &token,
+        Method::POST,
+        "/api/v1/tenants/",
+        Some(json!({"tenantId": "after"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "the survivor takes writes");
+}
