@@ -424,3 +424,240 @@ async fn a_gateway_killed_mid_write_loses_nothing_acknowledged_and_the_others_se
     .await;
     assert_eq!(status, StatusCode::OK, "the survivor takes writes");
 }
+
+/// Connections the gateway holds on the database at this moment.
+async fn connections_of_gateways(url: &str) -> i64 {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(url)
+        .await
+        .expect("test connection");
+    let database = url.rsplit('/').next().expect("database name").to_owned();
+    let n: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity \
+         WHERE datname = $1 AND application_name = 'callrec-gateway'",
+    )
+    .bind(database)
+    .fetch_one(&mut conn)
+    .await
+    .expect("pg_stat_activity");
+    let _ = conn.close().await;
+    n
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_pool_bounds_a_gateways_connections_and_requests_past_it_wait_their_turn() {
+    let (url, g) = gateways(1, &["--database-pool", "2"]).await;
+    let g = Arc::new(g);
+    let token = Arc::new(g[0].login("admin", PASSWORD).await);
+    let writers: Vec<_> = (0..48)
+        .map(|i| {
+            let (g, token) = (g.clone(), token.clone());
+            tokio::spawn(async move {
+                let body = json!({"tenantId": format!("T{i}")});
+                call(&g[0], &token, Method::POST, "/api/v1/tenants/", Some(body))
+                    .await
+                    .0
+            })
+        })
+        .collect();
+    let mut most = 0;
+    while writers.iter().any(|w| !w.is_finished()) {
+        most = most.max(connections_of_gateways(&url).await);
+    }
+    for w in writers {
+        assert_eq!(
+            w.await.expect("writer"),
+            StatusCode::OK,
+            "a request past the pool waits, it is not refused"
+        );
+    }
+    // Two in the pool, one following the log.
+    assert!(most <= 3, "{most} connections with --database-pool 2");
+    assert!(most >= 1, "the gateway was never seen on the database");
+}
+
+/// A PostgreSQL server of the test's own (Debian's `initdb` and `pg_ctl`, run as the
+/// `postgres` user), in a temp folder on a free port: stopping it disturbs nobody else.
+struct OwnServer {
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+
+impl OwnServer {
+    /// `None` (with a notice) where the server cannot be made: not root, or no PostgreSQL 15.
+    fn create() -> Option<OwnServer> {
+        let root = std::process::Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+        if !root || !Path::new(PG_BIN).join("initdb").exists() {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI needs root and {PG_BIN} for the database restart test"
+            );
+            eprintln!("notice: not root or no {PG_BIN}: the database restart test is skipped");
+            return None;
+        }
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("free port")
+            .local_addr()
+            .expect("port")
+            .port();
+        let status = std::process::Command::new("chown")
+            .args(["postgres:postgres", &dir.path().display().to_string()])
+            .status()
+            .expect("chown");
+        assert!(status.success());
+        let server = OwnServer { dir, port };
+        server.run(&[
+            "initdb",
+            "-D",
+            &server.data(),
+            "-U",
+            "postgres",
+            "--auth=trust",
+        ]);
+        server.start();
+        Some(server)
+    }
+
+    fn data(&self) -> String {
+        self.dir.path().join("data").display().to_string()
+    }
+
+    fn run(&self, args: &[&str]) {
+        let program = format!("{PG_BIN}/{}", args[0]);
+        let output = std::process::Command::new("runuser")
+            .args(["-u", "postgres", "--", &program])
+            .args(&args[1..])
+            .output()
+            .expect("runuser runs");
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    fn start(&self) {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1",
+            self.port,
+            self.dir.path().display()
+        );
+        let log = self.dir.path().join("server.log").display().to_string();
+        self.run(&[
+            "pg_ctl",
+            "-D",
+            &self.data(),
+            "-o",
+            &options,
+            "-l",
+            &log,
+            "-w",
+            "start",
+        ]);
+    }
+
+    fn stop(&self) {
+        self.run(&["pg_ctl", "-D", &self.data(), "-m", "fast", "-w", "stop"]);
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for OwnServer {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("runuser")
+            .args(["-u", "postgres", "--", &format!("{PG_BIN}/pg_ctl")])
+            .args(["-D", &self.data(), "-m", "immediate", "-w", "stop"])
+            .output();
+    }
+}
+
+use std::path::Path;
+
+#[tokio::test]
+async fn the_database_stopped_and_started_again_gives_503s_then_recovery_losing_nothing() {
+    let Some(server) = OwnServer::create() else {
+        return;
+    };
+    let g = gateway(&server.url(), &[]).await;
+    let token = g.login("admin", PASSWORD).await;
+    let mut acknowledged = Vec::new();
+    for i in 0..20 {
+        let id = format!("before{i}");
+        let (status, _) = call(
+            &g,
+            &token,
+            Method::POST,
+            "/api/v1/tenants/",
+            Some(json!({"tenantId": id})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        acknowledged.push(id);
+    }
+    server.stop();
+    let (status, body) = call(
+        &g,
+        &token,
+        Method::POST,
+        "/api/v1/tenants/",
+        Some(json!({"tenantId": "during"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["errors"][0]["code"], 107, "{body}");
+    let (status, body) = call(&g, &token, Method::GET, "/api/v1/tenants/", None).await;
+    assert_eq!(
+        status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "a read that needs the database: {body}"
+    );
+    let ready = reqwest::get(g.url("/readyz"))
+        .await
+        .expect("readyz answered");
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    server.start();
+    // Recovers by itself: bounded wait for the first accepted write.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, body) = call(
+            &g,
+            &token,
+            Method::POST,
+            "/api/v1/tenants/",
+            Some(json!({"tenantId": "after"})),
+        )
+        .await;
+        if status == StatusCode::OK {
+            break;
+        }
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert!(Instant::now() < deadline, "no recovery within 30 s: {body}");
+        tokio::task::yield_now().await;
+    }
+    acknowledged.push("after".into());
+    let ready = reqwest::get(g.url("/readyz"))
+        .await
+        .expect("readyz answered");
+    assert_eq!(ready.status(), StatusCode::OK);
+    let (status, tenants) = call(&g, &token, Method::GET, "/api/v1/tenants/", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let stored: BTreeSet<&str> = tenants["tenants"]
+        .as_array()
+        .expect("tenants")
+        .iter()
+        .map(|t| t["tenantId"].as_str().expect("id"))
+        .collect();
+    for id in &acknowledged {
+        assert!(stored.contains(id.as_str()), "{id} acknowledged and lost");
+    }
+    assert!(!stored.contains("during"), "a refused write was made");
+}
