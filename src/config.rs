@@ -25,6 +25,11 @@ pub enum Command {
     /// Manage local users: in the data folder while the server is stopped, or in the database
     /// at any time.
     User(UserArgs),
+    /// Write everything the store holds (records, users with their password hashes, the
+    /// token signing key, the change log) to standard output as JSON.
+    Export(DataArgs),
+    /// Read an export from standard input into a store that is new (never used).
+    Import(DataArgs),
     /// Print the GraphQL schema (SDL), as kept in schema.graphql.
     Schema,
 }

@@ -9,6 +9,7 @@
 //! Only `store::sled` names sled, only `store::postgres` PostgreSQL; both implement the same
 //! trait.
 
+pub mod dump;
 mod log;
 mod postgres;
 pub mod records;

@@ -112,3 +112,30 @@ fn random_suffix() -> String {
         .map(|_| char::from(b'a' + rng.gen_range(0..26u8)))
         .collect()
 }
+
+/// Whether the test database server answers; where it does not, a notice is printed and the
+/// caller skips, except under CI (`CI` set), where that is a failure.
+pub fn server_reachable() -> bool {
+    let admin = admin_url();
+    let url = admin.clone();
+    let reachable = on_own_runtime(move || {
+        Box::pin(async move {
+            use sqlx::Connection;
+            match sqlx::PgConnection::connect(&url).await {
+                Ok(conn) => {
+                    let _ = conn.close().await;
+                    true
+                }
+                Err(_) => false,
+            }
+        })
+    });
+    if !reachable {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI needs a PostgreSQL server at {admin} (CALLREC_TEST_DATABASE_URL)"
+        );
+        eprintln!("notice: no PostgreSQL server at {admin}: skipped");
+    }
+    reachable
+}

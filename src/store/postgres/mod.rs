@@ -157,6 +157,51 @@ impl PgStore {
         &self.pool
     }
 
+    /// Writes what an export holds into this database, which must be empty (no commit ever):
+    /// the records, the log entries as they were, and the log position, in one transaction.
+    pub async fn import(
+        &self,
+        changes: &[Change],
+        log: &[Entry],
+        sequence: Sequence,
+    ) -> anyhow::Result<()> {
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        let head: i64 = sqlx::query_scalar("SELECT sequence FROM log_head FOR UPDATE")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        if head != 0 || users != 0 {
+            anyhow::bail!("the database is not empty: import only into a new one");
+        }
+        for change in changes {
+            rows::apply(&mut tx, change).await?;
+        }
+        for entry in log {
+            let text = serde_json::to_string(entry)?;
+            sqlx::query(
+                "INSERT INTO change_log (sequence, at_ms, entry) VALUES ($1, $2, $3::json)",
+            )
+            .bind(signed(entry.sequence())?)
+            .bind(entry.at_ms)
+            .bind(&text)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        }
+        sqlx::query("UPDATE log_head SET sequence = $1")
+            .bind(signed(sequence)?)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        self.raise_head(sequence);
+        Ok(())
+    }
+
     fn raise_head(&self, to: Sequence) {
         head::raise(&self.head, to);
     }
