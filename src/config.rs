@@ -316,6 +316,36 @@ mod tests {
     }
 
     #[test]
+    fn one_store_only_a_folder_or_a_database() {
+        let url = "postgres://u@db/callrec";
+        assert_eq!(
+            serve(&[]).unwrap().data.location().unwrap(),
+            StoreLocation::Folder(PathBuf::from(DEFAULT_DATA))
+        );
+        assert_eq!(
+            serve(&["--database-url", url])
+                .unwrap()
+                .data
+                .location()
+                .unwrap(),
+            StoreLocation::Database(url.into())
+        );
+        let both = serve(&["--data", "d", "--database-url", url]).unwrap();
+        let refused = both.data.location().unwrap_err().to_string();
+        assert!(
+            refused.contains("--data") && refused.contains("--database-url"),
+            "{refused}"
+        );
+        assert_eq!(
+            serve(&["--database-url", url]).unwrap().data.database_pool,
+            16
+        );
+        for bad in ["0", "1001", "many"] {
+            assert!(serve(&["--database-pool", bad]).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
     fn probing_is_off_by_default_and_its_flags_are_bounded() {
         let args = serve(&[]).expect("defaults");
         assert!(!args.probe_platforms);

@@ -816,3 +816,55 @@ async fn exports_move_between_stores_unchanged() {
         "{audit}"
     );
 }
+
+#[tokio::test]
+async fn gateways_starting_together_apply_the_schema_once_and_a_newer_one_is_refused() {
+    if !common::store::server_reachable() {
+        return;
+    }
+    let url = common::store::fresh_database(&common::store::admin_url());
+    let started = futures_util::future::join_all((0..3).map(|_| gateway(&url, &[]))).await;
+    assert_eq!(started.len(), 3);
+    let token = started[2].login("admin", PASSWORD).await;
+    assert_eq!(
+        call(&started[0], &token, Method::GET, &platforms_path(), None)
+            .await
+            .0,
+        StatusCode::OK
+    );
+    drop(started);
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(&url).await.expect("connect");
+    let applied: Vec<i64> =
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations ORDER BY version")
+            .fetch_all(&mut conn)
+            .await
+            .expect("migrations table");
+    let files = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"))
+        .expect("migrations folder")
+        .count();
+    assert_eq!(
+        applied.len(),
+        files,
+        "each migration applied once: {applied:?}"
+    );
+    // As a later release would leave it.
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+         VALUES (99991231000000, 'later', true, '\\x00', 0)",
+    )
+    .execute(&mut conn)
+    .await
+    .expect("a later migration recorded");
+    let _ = conn.close().await;
+    let (ok, _, err) = run(
+        &["serve", "--listen", "127.0.0.1:0", "--database-url", &url],
+        "",
+    )
+    .await;
+    assert!(!ok, "started on a newer schema");
+    assert!(
+        err.contains("99991231000000") && err.contains("newer"),
+        "{err}"
+    );
+}
