@@ -19,6 +19,8 @@ mod throttle;
 
 use std::collections::BTreeSet;
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -58,6 +60,8 @@ impl PgOptions {
 pub struct PgStore {
     pool: PgPool,
     head: watch::Sender<Sequence>,
+    /// The last sequence this gateway committed.
+    committed: Arc<AtomicU64>,
     /// Looks at the head row shared by the requests that wait for one together.
     look: look::SharedLook,
     follower: tokio::task::JoinHandle<()>,
@@ -146,6 +150,7 @@ impl PgStore {
         Ok(PgStore {
             pool,
             head,
+            committed: Arc::new(AtomicU64::new(0)),
             look: look::SharedLook::default(),
             follower,
             failure: watch::Sender::new(None),
@@ -273,6 +278,7 @@ impl PgStore {
 struct Committer {
     pool: PgPool,
     head: watch::Sender<Sequence>,
+    committed: Arc<AtomicU64>,
 }
 
 impl Committer {
@@ -328,7 +334,10 @@ impl Committer {
         // An error here leaves the outcome unknown to this gateway: nothing is acknowledged,
         // and if the commit did happen the head's follower brings it in like another's.
         tx.commit().await.map_err(db_error)?;
-        head::raise(&self.head, entry.sequence());
+        // The head moves in `durable`, once the service holds the new state (or with the
+        // notification): moved here, the log's follower would race the service to catch up
+        // with a commit of its own.
+        self.committed.fetch_max(entry.sequence, Ordering::SeqCst);
         Ok(Committed::At(entry.sequence()))
     }
 }
@@ -381,6 +390,7 @@ impl Store for PgStore {
         let store = Committer {
             pool: self.pool.clone(),
             head: self.head.clone(),
+            committed: self.committed.clone(),
         };
         let (changes, entry) = (changes.to_vec(), entry.clone());
         tokio::spawn(async move { store.commit(expected, &changes, &entry).await })
@@ -392,6 +402,10 @@ impl Store for PgStore {
         // A commit is durable when its transaction has committed, and it commits only after
         // every earlier one did (the head row's lock): a sequence this gateway knows of is
         // durable. One it does not know is checked against the database.
+        if sequence.0 <= self.committed.load(Ordering::SeqCst) {
+            self.raise_head(sequence);
+            return Ok(());
+        }
         if sequence <= *self.head.borrow() {
             return Ok(());
         }
