@@ -1,16 +1,17 @@
 //! `callrec-gateway user ...`: user management on the data folder while the server is stopped
-//! (the store's lock refuses a second process).
+//! (the folder's lock refuses a second process), or on the database while gateways run (they
+//! follow its log like any gateway's commit).
 
 use std::io::BufRead;
-use std::sync::Arc;
 
 use anyhow::Context;
 
-use crate::config::{UserArgs, UserCommand};
+use crate::config::{DataArgs, UserArgs, UserCommand};
 use crate::model::{Level, NewUser, Principal};
-use crate::server::store_options;
+use crate::server::{OpenStore, open_store};
 use crate::service::{Service, SessionSettings};
-use crate::store::SledStore;
+use crate::store::Sequence;
+use crate::store::dump::Dump;
 
 fn read_password() -> anyhow::Result<String> {
     let mut line = String::new();
@@ -24,9 +25,8 @@ fn read_password() -> anyhow::Result<String> {
 }
 
 pub async fn user(args: UserArgs) -> anyhow::Result<()> {
-    let options = store_options(&args.data);
-    let store = tokio::task::spawn_blocking(move || SledStore::open(options)).await??;
-    let service = Service::new(Arc::new(store), SessionSettings::default()).await?;
+    let store = open_store(&args.data, true).await?;
+    let service = Service::new(store.store(), SessionSettings::default()).await?;
     let console = Principal::console();
     match args.command {
         UserCommand::Add {
@@ -73,5 +73,48 @@ pub async fn user(args: UserArgs) -> anyhow::Result<()> {
         }
     }
     service.flush().await?;
+    Ok(())
+}
+
+/// `callrec-gateway export`: the store as JSON on standard output.
+pub async fn export(args: DataArgs) -> anyhow::Result<()> {
+    use std::io::Write;
+    let store = open_store(&args, true).await?;
+    let dump = Dump::of(store.store().as_ref()).await?;
+    let mut out = std::io::stdout().lock();
+    out.write_all(dump.to_json()?.as_bytes())
+        .and_then(|_| out.write_all(b"\n"))
+        .and_then(|_| out.flush())
+        .context("cannot write the export to standard output")?;
+    Ok(())
+}
+
+/// `callrec-gateway import`: an export from standard input into a new store.
+pub async fn import(args: DataArgs) -> anyhow::Result<()> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::io::stdin()
+        .lock()
+        .read_to_string(&mut text)
+        .context("cannot read the export from standard input")?;
+    let dump = Dump::parse(&text)?;
+    let changes = dump.changes()?;
+    let sequence = Sequence(dump.sequence);
+    match open_store(&args, true).await? {
+        OpenStore::Folder(store) => store.import(&changes, &dump.log, sequence)?,
+        OpenStore::Database(store) => store.import(&changes, &dump.log, sequence).await?,
+    }
+    // Not eprintln!: it panics when stderr cannot be written.
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "imported {} platforms, {} tenants, {} groups, {} users and {} log entries (log position {})",
+        dump.platforms.len(),
+        dump.tenants.len(),
+        dump.groups.len(),
+        dump.users.len(),
+        dump.log.len(),
+        dump.sequence
+    );
     Ok(())
 }

@@ -22,20 +22,62 @@ pub struct Cli {
 pub enum Command {
     /// Run the server.
     Serve(ServeArgs),
-    /// Manage local users in the data folder (while the server is stopped).
+    /// Manage local users: in the data folder while the server is stopped, or in the database
+    /// at any time.
     User(UserArgs),
+    /// Write everything the store holds (records, users with their password hashes, the
+    /// token signing key, the change log) to standard output as JSON.
+    Export(DataArgs),
+    /// Read an export from standard input into a store that is new (never used).
+    Import(DataArgs),
     /// Print the GraphQL schema (SDL), as kept in schema.graphql.
     Schema,
 }
 
 #[derive(Debug, Clone, Args)]
 pub struct DataArgs {
-    /// Folder holding the store; created if missing.
-    #[arg(long, env = "CALLREC_DATA", default_value = "callrec-data")]
-    pub data: PathBuf,
-    /// Page cache of the store, in MiB.
+    /// Folder holding the embedded store; created if missing [default: callrec-data].
+    /// Not with --database-url.
+    #[arg(long, env = "CALLREC_DATA")]
+    pub data: Option<PathBuf>,
+    /// Page cache of the embedded store, in MiB.
     #[arg(long, env = "CALLREC_CACHE_MB", default_value_t = 64)]
     pub cache_mb: u64,
+    /// Keep everything in PostgreSQL instead of a data folder, e.g.
+    /// postgres://callrec:secret@db.example.com/callrec?sslmode=verify-full; several gateways
+    /// may share one database. Not with --data.
+    #[arg(long, env = "CALLREC_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Connections to PostgreSQL this process keeps at most (one more follows the log).
+    #[arg(long, env = "CALLREC_DATABASE_POOL", default_value_t = 16,
+        value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub database_pool: u32,
+}
+
+/// The data folder used when neither --data nor --database-url is given.
+pub const DEFAULT_DATA: &str = "callrec-data";
+
+/// Where the store is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreLocation {
+    Folder(PathBuf),
+    Database(String),
+}
+
+impl DataArgs {
+    /// The one store the flags name; both a folder and a database is refused.
+    pub fn location(&self) -> anyhow::Result<StoreLocation> {
+        match (&self.data, &self.database_url) {
+            (Some(data), Some(_)) => anyhow::bail!(
+                "both --data ({}) and --database-url are given: a gateway keeps its data in one \
+                 store; give only one (CALLREC_DATA and CALLREC_DATABASE_URL count as given)",
+                data.display()
+            ),
+            (None, Some(url)) => Ok(StoreLocation::Database(url.clone())),
+            (Some(data), None) => Ok(StoreLocation::Folder(data.clone())),
+            (None, None) => Ok(StoreLocation::Folder(PathBuf::from(DEFAULT_DATA))),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -270,6 +312,36 @@ mod tests {
         match Cli::try_parse_from(argv)?.command {
             Command::Serve(args) => Ok(args),
             _ => unreachable!("serve was asked for"),
+        }
+    }
+
+    #[test]
+    fn one_store_only_a_folder_or_a_database() {
+        let url = "postgres://u@db/callrec";
+        assert_eq!(
+            serve(&[]).unwrap().data.location().unwrap(),
+            StoreLocation::Folder(PathBuf::from(DEFAULT_DATA))
+        );
+        assert_eq!(
+            serve(&["--database-url", url])
+                .unwrap()
+                .data
+                .location()
+                .unwrap(),
+            StoreLocation::Database(url.into())
+        );
+        let both = serve(&["--data", "d", "--database-url", url]).unwrap();
+        let refused = both.data.location().unwrap_err().to_string();
+        assert!(
+            refused.contains("--data") && refused.contains("--database-url"),
+            "{refused}"
+        );
+        assert_eq!(
+            serve(&["--database-url", url]).unwrap().data.database_pool,
+            16
+        );
+        for bad in ["0", "1001", "many"] {
+            assert!(serve(&["--database-pool", bad]).is_err(), "{bad} accepted");
         }
     }
 

@@ -9,6 +9,8 @@ async fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Serve(args) => callrec_gateway::server::run(args).await,
         Command::User(args) => callrec_gateway::cli::user(args).await,
+        Command::Export(args) => callrec_gateway::cli::export(args).await,
+        Command::Import(args) => callrec_gateway::cli::import(args).await,
         Command::Schema => {
             print!("{}", callrec_gateway::http::graphql::sdl());
             Ok(())

@@ -9,13 +9,13 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::net::TcpListener;
 
-use crate::auth::PasswordChecks;
-use crate::config::{LogFormat, ServeArgs};
+use crate::auth::{LoginThrottle, PasswordChecks};
+use crate::config::{DataArgs, LogFormat, ServeArgs, StoreLocation};
 use crate::http::serve::{Draining, ServeOptions, default_max_connections, serve};
 use crate::http::{self, HttpOptions};
 use crate::probe::{ProbeOptions, Prober};
 use crate::service::{Service, SessionSettings};
-use crate::store::{SledStore, StoreOptions};
+use crate::store::{PgOptions, PgStore, PgThrottle, SledStore, Store, StoreOptions};
 
 /// The server stopped because its store could not write (a full disk, an I/O error): the
 /// exit code is [`StoreFailed::EXIT_CODE`] so that a supervisor restarts it.
@@ -53,18 +53,59 @@ pub struct Start {
     pub admin_password: Option<String>,
 }
 
-pub fn store_options(data: &crate::config::DataArgs) -> StoreOptions {
-    let mut options = StoreOptions::new(&data.data);
-    options.cache_capacity = data.cache_mb.saturating_mul(1024 * 1024);
-    options
+/// An open store, of either kind.
+pub enum OpenStore {
+    Folder(Arc<SledStore>),
+    Database(Arc<PgStore>),
+}
+
+impl OpenStore {
+    pub fn store(&self) -> Arc<dyn Store> {
+        match self {
+            OpenStore::Folder(s) => s.clone(),
+            OpenStore::Database(s) => s.clone(),
+        }
+    }
+
+    /// The failed-login counts shared by every gateway on the database; `None` keeps them in
+    /// this process.
+    pub fn shared_login_throttle(
+        &self,
+        max_failures: u32,
+        lockout: Duration,
+    ) -> Option<Arc<dyn LoginThrottle>> {
+        match self {
+            OpenStore::Folder(_) => None,
+            OpenStore::Database(s) => Some(Arc::new(PgThrottle::new(s, max_failures, lockout))),
+        }
+    }
+}
+
+/// Opens the store the flags name: the data folder, or the database. `flush` off only for
+/// benchmarks (it does nothing to a database, whose commits are always durable).
+pub async fn open_store(data: &DataArgs, flush: bool) -> anyhow::Result<OpenStore> {
+    match data.location()? {
+        StoreLocation::Folder(path) => {
+            let mut options = StoreOptions::new(path);
+            options.cache_capacity = data.cache_mb.saturating_mul(1024 * 1024);
+            options.flush = flush;
+            let store = tokio::task::spawn_blocking(move || SledStore::open(options)).await??;
+            Ok(OpenStore::Folder(Arc::new(store)))
+        }
+        StoreLocation::Database(url) => {
+            let mut options = PgOptions::new(url);
+            options.pool = data.database_pool;
+            Ok(OpenStore::Database(Arc::new(
+                PgStore::connect(options).await?,
+            )))
+        }
+    }
 }
 
 impl Server {
     pub async fn start(start: Start) -> anyhow::Result<Server> {
         let args = start.args;
-        let mut options = store_options(&args.data);
-        options.flush = !args.unsafe_skip_flush;
-        let store = tokio::task::spawn_blocking(move || SledStore::open(options)).await??;
+        let store = open_store(&args.data, !args.unsafe_skip_flush).await?;
         let settings = SessionSettings {
             access_ttl: Duration::from_secs(args.access_token_ttl),
             refresh_ttl: Duration::from_secs(args.refresh_token_ttl),
@@ -77,7 +118,12 @@ impl Server {
                 .unwrap_or_else(PasswordChecks::default_slots),
             password_check_wait: Duration::from_millis(args.password_check_wait_ms),
         };
-        let service = Arc::new(Service::new(Arc::new(store), settings).await?);
+        let throttle = store.shared_login_throttle(settings.max_failed_logins, settings.lockout);
+        let mut service = Service::new(store.store(), settings).await?;
+        if let Some(throttle) = throttle {
+            service.set_login_throttle(throttle);
+        }
+        let service = Arc::new(service);
         let generated_admin_password = service
             .bootstrap_admin(start.admin_password)
             .await

@@ -720,7 +720,10 @@ async fn events_of_requests_whose_clients_left_still_arrive() {
             .iter()
             .map(|p| p["name"].as_str().unwrap().to_owned())
             .collect();
-        if !stored.is_empty() && stored.is_subset(&names) {
+        // Over PostgreSQL a request whose client left before its commit started may commit
+        // nothing at all; what was committed must still have its events.
+        let none_committed = stored.is_empty() && common::store::postgres();
+        if (!stored.is_empty() || none_committed) && stored.is_subset(&names) {
             assert_eq!(stored, names, "no event for a platform that does not exist");
             break;
         }

@@ -25,13 +25,23 @@ pub enum Outcome {
 }
 
 /// The counts behind the lockout. Kept behind this interface so that they can live somewhere
-/// shared by several processes.
+/// shared by several processes (see `store::PgThrottle`).
+#[async_trait::async_trait]
 pub trait LoginThrottle: Send + Sync {
-    /// Counts an attempt for `username` that is about to be checked, or `Err(seconds to wait)`
-    /// when the username is locked or its remaining attempts are all in flight.
-    fn begin(&self, username: &str) -> Result<(), u64>;
-    /// Ends an attempt that [`LoginThrottle::begin`] counted.
+    /// Counts an attempt for `username` that is about to be checked; refused with
+    /// `TooManyAttempts` when the username is locked or its remaining attempts are all in
+    /// flight (or `Unavailable` when the counts cannot be reached).
+    async fn begin(&self, username: &str) -> crate::error::Result<()>;
+    /// Ends an attempt that [`LoginThrottle::begin`] counted. Called from the thread that
+    /// checked the password: an implementation that must wait for something records the
+    /// outcome in the background, after the call returns.
     fn end(&self, username: &str, outcome: Outcome);
+}
+
+fn too_many(retry_after_seconds: u64) -> crate::error::Error {
+    crate::error::Error::TooManyAttempts {
+        retry_after_seconds,
+    }
 }
 
 /// An attempt counted by a throttle; ends as [`Outcome::NotChecked`] unless finished.
@@ -42,8 +52,11 @@ pub struct Attempt {
 }
 
 impl Attempt {
-    pub fn begin(throttle: Arc<dyn LoginThrottle>, username: &str) -> Result<Attempt, u64> {
-        throttle.begin(username)?;
+    pub async fn begin(
+        throttle: Arc<dyn LoginThrottle>,
+        username: &str,
+    ) -> crate::error::Result<Attempt> {
+        throttle.begin(username).await?;
         Ok(Attempt {
             throttle,
             username: username.to_owned(),
@@ -113,8 +126,19 @@ impl Throttle {
     }
 }
 
+#[async_trait::async_trait]
 impl LoginThrottle for Throttle {
-    fn begin(&self, username: &str) -> Result<(), u64> {
+    async fn begin(&self, username: &str) -> crate::error::Result<()> {
+        self.begin_now(username).map_err(too_many)
+    }
+
+    fn end(&self, username: &str, outcome: Outcome) {
+        self.end_now(username, outcome);
+    }
+}
+
+impl Throttle {
+    fn begin_now(&self, username: &str) -> Result<(), u64> {
         let now = Instant::now();
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         if entries.len() >= MAX_TRACKED && !entries.contains_key(username) {
@@ -133,7 +157,7 @@ impl LoginThrottle for Throttle {
         Ok(())
     }
 
-    fn end(&self, username: &str, outcome: Outcome) {
+    fn end_now(&self, username: &str, outcome: Outcome) {
         let now = Instant::now();
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         let Some(entry) = entries.get_mut(username) else {
@@ -159,8 +183,8 @@ mod tests {
     use super::*;
 
     fn attempt(t: &Throttle, user: &str, outcome: Outcome) -> Result<(), u64> {
-        t.begin(user)?;
-        t.end(user, outcome);
+        t.begin_now(user)?;
+        t.end_now(user, outcome);
         Ok(())
     }
 
@@ -170,7 +194,7 @@ mod tests {
         for _ in 0..3 {
             attempt(&t, "alice", Outcome::Failed).unwrap();
         }
-        assert!(t.begin("alice").unwrap_err() >= 59);
+        assert!(t.begin_now("alice").unwrap_err() >= 59);
         assert!(attempt(&t, "bob", Outcome::Succeeded).is_ok());
     }
 
@@ -178,16 +202,16 @@ mod tests {
     fn attempts_in_flight_count_before_their_check() {
         let t = Throttle::new(3, Duration::from_secs(60));
         for _ in 0..3 {
-            t.begin("alice").unwrap();
+            t.begin_now("alice").unwrap();
         }
-        assert_eq!(t.begin("alice"), Err(1));
+        assert_eq!(t.begin_now("alice"), Err(1));
         // One turns out right: its place is free again, the others still count.
-        t.end("alice", Outcome::Succeeded);
-        t.begin("alice").unwrap();
+        t.end_now("alice", Outcome::Succeeded);
+        t.begin_now("alice").unwrap();
         for _ in 0..3 {
-            t.end("alice", Outcome::Failed);
+            t.end_now("alice", Outcome::Failed);
         }
-        assert!(t.begin("alice").unwrap_err() > 1);
+        assert!(t.begin_now("alice").unwrap_err() > 1);
     }
 
     #[test]
@@ -197,7 +221,7 @@ mod tests {
         attempt(&t, "alice", Outcome::Succeeded).unwrap();
         attempt(&t, "alice", Outcome::NotChecked).unwrap();
         attempt(&t, "alice", Outcome::Failed).unwrap();
-        assert!(t.begin("alice").is_err());
+        assert!(t.begin_now("alice").is_err());
     }
 
     #[test]
@@ -206,16 +230,17 @@ mod tests {
         attempt(&t, "alice", Outcome::Failed).unwrap();
         attempt(&t, "alice", Outcome::Failed).unwrap();
         // A zero lockout has already run out.
-        assert!(t.begin("alice").is_ok());
+        assert!(t.begin_now("alice").is_ok());
     }
 
-    #[test]
-    fn an_attempt_dropped_unfinished_is_not_a_failure() {
+    #[tokio::test]
+    async fn an_attempt_dropped_unfinished_is_not_a_failure() {
         let t: Arc<dyn LoginThrottle> = Arc::new(Throttle::new(1, Duration::from_secs(60)));
-        drop(Attempt::begin(t.clone(), "alice").unwrap());
+        drop(Attempt::begin(t.clone(), "alice").await.unwrap());
         Attempt::begin(t.clone(), "alice")
+            .await
             .unwrap()
             .finish(Outcome::Failed);
-        assert!(Attempt::begin(t, "alice").is_err());
+        assert!(Attempt::begin(t, "alice").await.is_err());
     }
 }

@@ -108,6 +108,7 @@ pub fn app(service: Arc<Service>, options: &HttpOptions) -> Router {
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(options.body_limit))
+        .layer(middleware::from_fn_with_state(service.clone(), up_to_date))
         .layer(middleware::from_fn_with_state(
             options.body_limit,
             refusals::declared_oversize,
@@ -164,6 +165,17 @@ fn cors(origins: &[String]) -> CorsLayer {
         .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
         .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, REQUEST_ID])
         .expose_headers([REQUEST_ID])
+}
+
+/// Before an API request: what other gateways on the same store committed before it is in
+/// this one's state (a token logged out elsewhere is refused). Free over a store of one process.
+async fn up_to_date(State(service): State<Arc<Service>>, request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    let api = (path.starts_with("/api/") && path != OPENAPI_PATH) || path.starts_with("/graphql");
+    if api && let Err(e) = service.catch_up_with_store().await {
+        return error::ApiError(e).into_response();
+    }
+    next.run(request).await
 }
 
 /// Around every routed request (and the fallbacks): the time limit (408 past it), then one

@@ -224,6 +224,12 @@ impl Service {
         Ok(service)
     }
 
+    /// Counts failed logins with `throttle` (shared by several processes) instead of in this
+    /// process.
+    pub fn set_login_throttle(&mut self, throttle: Arc<dyn LoginThrottle>) {
+        self.throttle = throttle;
+    }
+
     /// The store under the service, for tests that look at what is stored.
     #[cfg(feature = "test-util")]
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -245,6 +251,23 @@ impl Service {
     /// same, in every process.
     pub fn position(&self) -> Sequence {
         self.spine.snapshot().sequence
+    }
+
+    /// Brings this process's state up to everything committed to the store before the call,
+    /// by any process: what a request then reads or checks (a token's session included) is
+    /// at least that new. Nothing to do over a store only this process writes.
+    pub async fn catch_up_with_store(&self) -> Result<()> {
+        let Some(newest) = self.spine.store.newest().await? else {
+            return Ok(());
+        };
+        if newest <= self.position() {
+            return Ok(());
+        }
+        let _gate = self.spine.write_gate.lock().await;
+        if newest > self.position() {
+            self.spine.catch_up().await?;
+        }
+        Ok(())
     }
 
     /// The store is open, has not failed and takes a write (`/readyz`).

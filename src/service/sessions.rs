@@ -115,11 +115,7 @@ impl Service {
     /// Checks the password and opens a session. The attempt is counted by the throttle
     /// before its password is checked (see `auth::throttle`).
     pub async fn login(&self, username: &str, password: &str) -> Result<LoginAnswer> {
-        let attempt = Attempt::begin(self.throttle.clone(), username).map_err(|seconds| {
-            Error::TooManyAttempts {
-                retry_after_seconds: seconds,
-            }
-        })?;
+        let attempt = Attempt::begin(self.throttle.clone(), username).await?;
         let user = self.read(|r| r.user(username))?;
         let (hash, typed) = (
             user.as_ref().map(|u| u.password_hash.clone()),

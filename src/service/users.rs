@@ -150,17 +150,23 @@ impl Service {
             username: super::SYSTEM_ACTOR.into(),
             ..Principal::console()
         };
-        self.add_user(
-            &system,
-            NewUser {
-                username: BOOTSTRAP_ADMIN.into(),
-                password: password.clone(),
-                level: Level::SystemAdmin,
-                tenant_id: None,
-                group_id: None,
-            },
-        )
-        .await?;
-        Ok(generated.then_some(password))
+        let added = self
+            .add_user(
+                &system,
+                NewUser {
+                    username: BOOTSTRAP_ADMIN.into(),
+                    password: password.clone(),
+                    level: Level::SystemAdmin,
+                    tenant_id: None,
+                    group_id: None,
+                },
+            )
+            .await;
+        match added {
+            Ok(_) => Ok(generated.then_some(password)),
+            // Another gateway on the same database made the first user meanwhile.
+            Err(_) if !self.read(|r| r.users())?.is_empty() => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 }

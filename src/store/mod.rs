@@ -6,9 +6,12 @@
 //! waits until a commit is on disk; several writers' commits share one flush (group commit).
 //!
 //! What is on disk is the store's own serde types ([`records`]), never the wire format.
-//! Only `store::sled` names sled; another backend implements the same trait.
+//! Only `store::sled` names sled, only `store::postgres` PostgreSQL; both implement the same
+//! trait.
 
+pub mod dump;
 mod log;
+mod postgres;
 pub mod records;
 mod sled;
 mod state;
@@ -18,6 +21,7 @@ use tokio::sync::watch;
 pub use self::log::{
     AuditChange, Entry, EventRecord, LogRange, Sequence, now_ms, parse_rfc3339, rfc3339_millis,
 };
+pub use self::postgres::{PgOptions, PgStore, PgThrottle};
 pub use self::sled::{SledStore, StoreOptions};
 pub use self::state::State;
 use crate::error::Result;
@@ -137,6 +141,12 @@ pub trait Store: Send + Sync + 'static {
     /// What other processes committed after `after`, in log order. A store only one process
     /// can open has none.
     async fn catch_up(&self, after: Sequence) -> Result<Vec<Foreign>>;
+    /// The newest log position of the store, whoever committed it, when other processes may
+    /// commit to it (`None`: only this process does, so its own position is the newest).
+    /// Concurrent callers may share one look, as long as it was taken after they called.
+    async fn newest(&self) -> Result<Option<Sequence>> {
+        Ok(None)
+    }
     /// Writes a probe: the store is open and can take writes (and has not failed).
     async fn check_writable(&self) -> Result<()>;
     /// The cause, once a write or flush has failed: from then on the store takes no write

@@ -298,6 +298,38 @@ impl SledStore {
         let mut batch = sled::Batch::default();
         batch.insert(COMMITS, &entry.sequence.to_be_bytes());
         batch.insert(log_key(entry.sequence), encode(entry)?);
+        put_changes(&mut batch, changes)?;
+        Ok(batch)
+    }
+
+    /// Writes what an export holds into this store, which must be empty: the records, the log
+    /// entries as they were, and the log position; then flushes.
+    pub fn import(
+        &self,
+        changes: &[Change],
+        log: &[Entry],
+        sequence: Sequence,
+    ) -> anyhow::Result<()> {
+        self.writable()?;
+        let mut committed = self.committed.lock().unwrap_or_else(|p| p.into_inner());
+        if *committed != 0 || self.db.scan_prefix(USER).next().is_some() {
+            anyhow::bail!("the data folder is not empty: import only into a new store");
+        }
+        let mut batch = sled::Batch::default();
+        batch.insert(COMMITS, &sequence.0.to_be_bytes());
+        for entry in log {
+            batch.insert(log_key(entry.sequence), encode(entry)?);
+        }
+        put_changes(&mut batch, changes)?;
+        blocking(|| self.db.apply_batch(batch).and_then(|_| self.db.flush()))?;
+        *committed = sequence.0;
+        self.flusher.want(sequence.0);
+        Ok(())
+    }
+}
+
+fn put_changes(batch: &mut sled::Batch, changes: &[Change]) -> Result<()> {
+    {
         for change in changes {
             match change {
                 Change::PutPlatform(p) => {
@@ -332,9 +364,11 @@ impl SledStore {
                 }
             }
         }
-        Ok(batch)
     }
+    Ok(())
+}
 
+impl SledStore {
     fn commit_now(
         &self,
         expected: Sequence,

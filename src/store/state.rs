@@ -100,6 +100,11 @@ impl State {
         }
     }
 
+    /// The names of the stored secrets, ordered (for exports).
+    pub fn secret_names(&self) -> Vec<String> {
+        self.secrets.keys().cloned().collect()
+    }
+
     /// How many groups there are, for sizing decisions that need no walk.
     pub fn group_count(&self) -> usize {
         self.groups.len()

@@ -7,6 +7,7 @@ pub mod callers;
 pub mod graphql;
 pub mod process;
 pub mod sip;
+pub mod store;
 pub mod ws;
 
 use std::net::SocketAddr;
@@ -56,9 +57,8 @@ pub fn serve_args(data: &std::path::Path, extra: &[&str]) -> ServeArgs {
         "serve".into(),
         "--listen".into(),
         "127.0.0.1:0".into(),
-        "--data".into(),
-        data.display().to_string(),
     ];
+    argv.extend(store::store_args(data));
     argv.extend(extra.iter().map(|s| s.to_string()));
     match <Cli as clap::Parser>::parse_from(argv).command {
         Command::Serve(args) => args,

@@ -32,6 +32,7 @@ pub fn command(args: &[&str]) -> Command {
     cmd.args(args)
         .env_remove("CALLREC_LISTEN")
         .env_remove("CALLREC_DATA")
+        .env_remove("CALLREC_DATABASE_URL")
         .env_remove("CALLREC_ADMIN_PASSWORD")
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
@@ -58,8 +59,20 @@ impl Process {
         extra: &[&str],
         log: Option<std::fs::File>,
     ) -> Process {
-        let folder = data.display().to_string();
-        let mut args = vec!["serve", "--listen", "127.0.0.1:0", "--data", &folder];
+        let store = super::store::store_args(data);
+        let store: Vec<&str> = store.iter().map(String::as_str).collect();
+        Self::serve_on(&store, envs, extra, log).await
+    }
+
+    /// Starts `serve` on the store `store` names (`--data DIR` or `--database-url URL`).
+    pub async fn serve_on(
+        store: &[&str],
+        envs: &[(&str, &str)],
+        extra: &[&str],
+        log: Option<std::fs::File>,
+    ) -> Process {
+        let mut args = vec!["serve", "--listen", "127.0.0.1:0"];
+        args.extend_from_slice(store);
         args.extend_from_slice(extra);
         let mut cmd = command(&args);
         for (k, v) in envs {

@@ -30,7 +30,12 @@ pub enum Received {
 
 impl Client {
     pub async fn connect(app: &TestApp, protocol: &str, authorization: Option<&str>) -> Client {
-        let mut request = format!("ws://{}/graphql/ws", app.addr)
+        Self::connect_to(&app.addr.to_string(), protocol, authorization).await
+    }
+
+    /// As [`Client::connect`], to the server at `addr` (host:port).
+    pub async fn connect_to(addr: &str, protocol: &str, authorization: Option<&str>) -> Client {
+        let mut request = format!("ws://{addr}/graphql/ws")
             .into_client_request()
             .expect("request");
         let headers = request.headers_mut();
@@ -117,7 +122,12 @@ impl Client {
 
 /// A `graphql-transport-ws` connection accepted with `token`.
 pub async fn accepted(app: &TestApp, token: &str) -> Client {
-    let mut client = Client::connect(app, "graphql-transport-ws", None).await;
+    accepted_at(&app.addr.to_string(), token).await
+}
+
+/// As [`accepted`], by the server at `addr` (host:port).
+pub async fn accepted_at(addr: &str, token: &str) -> Client {
+    let mut client = Client::connect_to(addr, "graphql-transport-ws", None).await;
     match client
         .init(json!({"Authorization": format!("Bearer {token}")}))
         .await

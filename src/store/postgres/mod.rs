@@ -1,0 +1,509 @@
+//! The shared store: PostgreSQL, for several gateways on one database. The only module that
+//! names PostgreSQL.
+//!
+//! Every commit is one transaction that locks the log's head row (`SELECT ... FOR UPDATE`),
+//! so commits of all gateways are serialized and each is decided against the newest state: a
+//! head that moved since the decision answers [`Committed::Conflict`]. The transaction applies
+//! the changes, appends the entry, moves the head and notifies; once `COMMIT` returns (with
+//! `synchronous_commit` on) the commit is durable.
+//!
+//! Each gateway follows the head with `LISTEN` (see [`head`]), and catches up by reading the
+//! entries after its position and the current records of the objects they name (see
+//! [`rows::Touched`]), all in one snapshot.
+
+mod head;
+mod look;
+mod migrate;
+mod rows;
+mod throttle;
+
+use std::collections::BTreeSet;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{Connection, Row};
+use tokio::sync::watch;
+
+use self::rows::Touched;
+pub use self::throttle::PgThrottle;
+
+use super::{Change, Committed, Entry, Foreign, LogRange, Sequence, State, Store};
+use crate::error::{Error, Result};
+
+/// The channel every commit notifies, its payload the new head.
+const CHANNEL: &str = "callrec_log";
+
+/// How to reach the database.
+#[derive(Debug, Clone)]
+pub struct PgOptions {
+    /// `postgres://user:password@host:port/database?sslmode=...`
+    pub url: String,
+    /// Connections the pool keeps at most (the LISTEN connection is one more).
+    pub pool: u32,
+    /// How long a request waits for a connection before it is answered 503.
+    pub acquire_timeout: Duration,
+}
+
+impl PgOptions {
+    pub fn new(url: impl Into<String>) -> PgOptions {
+        PgOptions {
+            url: url.into(),
+            pool: 16,
+            acquire_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+pub struct PgStore {
+    pool: PgPool,
+    head: watch::Sender<Sequence>,
+    /// The last sequence this gateway committed.
+    committed: Arc<AtomicU64>,
+    /// Looks at the head row shared by the requests that wait for one together.
+    look: look::SharedLook,
+    follower: tokio::task::JoinHandle<()>,
+    /// Never set: a database that went away comes back, and each request finds out for
+    /// itself (503) until it does.
+    failure: watch::Sender<Option<String>>,
+}
+
+/// Whether an error means the database cannot be reached or cannot take the request now
+/// (503, retry later), as opposed to a fault of this program or of the stored data.
+fn transient(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(d) => {
+            let code = d.code().unwrap_or_default();
+            // Connection exceptions, insufficient resources, operator intervention (shutdown),
+            // transaction rollbacks (serialization, deadlock), read-only transaction (a
+            // standby).
+            ["08", "53", "57", "40", "25006"]
+                .iter()
+                .any(|prefix| code.starts_with(prefix))
+        }
+        _ => false,
+    }
+}
+
+pub(crate) fn db_error(e: sqlx::Error) -> Error {
+    if transient(&e) {
+        Error::Unavailable(format!("the database is unavailable: {e}"))
+    } else {
+        Error::Internal(format!("database: {e}"))
+    }
+}
+
+fn sequence(value: i64) -> Result<Sequence> {
+    u64::try_from(value)
+        .map(Sequence)
+        .map_err(|_| Error::Internal(format!("stored sequence {value} is negative")))
+}
+
+fn signed(sequence: Sequence) -> Result<i64> {
+    i64::try_from(sequence.0)
+        .map_err(|_| Error::Internal(format!("sequence {sequence} is out of range")))
+}
+
+fn parse_entry(text: &str) -> Result<Entry> {
+    serde_json::from_str(text)
+        .map_err(|e| Error::Internal(format!("stored log entry is unreadable: {e}")))
+}
+
+impl PgStore {
+    /// Connects, brings the schema up to this version (refusing a database newer than it),
+    /// and starts following the log's head.
+    pub async fn connect(options: PgOptions) -> anyhow::Result<PgStore> {
+        let connect = PgConnectOptions::from_str(&options.url)
+            .map_err(|e| anyhow::anyhow!("--database-url is not a PostgreSQL URL: {e}"))?
+            .application_name("callrec-gateway");
+        migrate::run(&connect).await?;
+        let pool = PgPoolOptions::new()
+            .max_connections(options.pool.max(1))
+            .acquire_timeout(options.acquire_timeout)
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    // A commit is acknowledged once on disk: never let a server default of
+                    // `off` acknowledge it earlier.
+                    sqlx::query(
+                        "SELECT set_config('synchronous_commit', 'on', false) \
+                         WHERE current_setting('synchronous_commit') = 'off'",
+                    )
+                    .execute(conn)
+                    .await?;
+                    Ok(())
+                })
+            })
+            .connect_with(connect)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot connect to the database: {e}"))?;
+        let at = read_head(&pool).await.map_err(anyhow::Error::from)?;
+        let head = watch::Sender::new(at);
+        let follower = tokio::spawn(head::follow(pool.clone(), head.clone()));
+        Ok(PgStore {
+            pool,
+            head,
+            committed: Arc::new(AtomicU64::new(0)),
+            look: look::SharedLook::default(),
+            follower,
+            failure: watch::Sender::new(None),
+        })
+    }
+
+    /// The connection pool, for what else lives in the database (the login lockout).
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Writes what an export holds into this database, which must be empty (no commit ever):
+    /// the records, the log entries as they were, and the log position, in one transaction.
+    pub async fn import(
+        &self,
+        changes: &[Change],
+        log: &[Entry],
+        sequence: Sequence,
+    ) -> anyhow::Result<()> {
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        let head: i64 = sqlx::query_scalar("SELECT sequence FROM log_head FOR UPDATE")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        if head != 0 || users != 0 {
+            anyhow::bail!("the database is not empty: import only into a new one");
+        }
+        for change in changes {
+            rows::apply(&mut tx, change).await?;
+        }
+        for entry in log {
+            let text = serde_json::to_string(entry)?;
+            sqlx::query(
+                "INSERT INTO change_log (sequence, at_ms, entry) VALUES ($1, $2, $3::json)",
+            )
+            .bind(signed(entry.sequence())?)
+            .bind(entry.at_ms)
+            .bind(&text)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        }
+        sqlx::query("UPDATE log_head SET sequence = $1")
+            .bind(signed(sequence)?)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        self.raise_head(sequence);
+        Ok(())
+    }
+
+    fn raise_head(&self, to: Sequence) {
+        head::raise(&self.head, to);
+    }
+
+    async fn catch_up_now(&self, after: Sequence) -> Result<Vec<Foreign>> {
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        let head = sequence(
+            sqlx::query_scalar::<_, i64>("SELECT sequence FROM log_head")
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db_error)?,
+        )?;
+        if head <= after {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(
+            "SELECT sequence, entry::text, touched FROM change_log \
+             WHERE sequence > $1 ORDER BY sequence",
+        )
+        .bind(signed(after)?)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        let mut entries = Vec::with_capacity(rows.len());
+        let mut touched = BTreeSet::new();
+        for row in rows {
+            let text: String = row.get(1);
+            let names: Vec<Touched> = rows::record("log entry", row.get(2))?;
+            touched.extend(names);
+            entries.push(parse_entry(&text)?);
+        }
+        let gap_free = entries
+            .iter()
+            .zip(after.0 + 1..)
+            .all(|(e, expected)| e.sequence == expected);
+        if !gap_free || entries.last().map(Entry::sequence) != Some(head) {
+            // What changed in between is no longer in the log (pruned past retention).
+            return Err(Error::Unavailable(format!(
+                "this gateway is at log position {after} and the database's log no longer \
+                 holds what follows it; restart the gateway to reload"
+            )));
+        }
+        let changes = rows::current(&mut tx, &touched).await?;
+        tx.commit().await.map_err(db_error)?;
+        let last = entries.len() - 1;
+        // The changes bring a state from `after` to the head in one go: they go with the last
+        // entry, the others only carry their events.
+        let mut changes = Some(changes);
+        Ok(entries
+            .into_iter()
+            .enumerate()
+            .map(|(i, entry)| Foreign {
+                entry,
+                changes: if i == last {
+                    changes.take().unwrap_or_default()
+                } else {
+                    Vec::new()
+                },
+            })
+            .collect())
+    }
+}
+
+/// What a commit needs of the store, owned, to run on a task of its own.
+struct Committer {
+    pool: PgPool,
+    head: watch::Sender<Sequence>,
+    committed: Arc<AtomicU64>,
+}
+
+impl Committer {
+    async fn commit(
+        &self,
+        expected: Sequence,
+        changes: &[Change],
+        entry: &Entry,
+    ) -> Result<Committed> {
+        if entry.sequence != expected.0 + 1 {
+            return Ok(Committed::Conflict);
+        }
+        let text = serde_json::to_string(entry).map_err(|e| Error::Internal(e.to_string()))?;
+        let touched: BTreeSet<Touched> = changes.iter().map(Touched::of).collect();
+        let touched = serde_json::to_value(&touched).map_err(|e| Error::Internal(e.to_string()))?;
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        let head: i64 = sqlx::query_scalar("SELECT sequence FROM log_head FOR UPDATE")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        if sequence(head)? != expected {
+            // Rolled back on drop; the head moves our watch too, in case its notification is
+            // still on its way.
+            drop(tx);
+            head::raise(&self.head, sequence(head)?);
+            return Ok(Committed::Conflict);
+        }
+        for change in changes {
+            rows::apply(&mut tx, change).await?;
+        }
+        let at = signed(entry.sequence())?;
+        sqlx::query(
+            "INSERT INTO change_log (sequence, at_ms, entry, touched) VALUES ($1, $2, $3::json, $4)",
+        )
+        .bind(at)
+        .bind(entry.at_ms)
+        .bind(&text)
+        .bind(&touched)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        sqlx::query("UPDATE log_head SET sequence = $1")
+            .bind(at)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(CHANNEL)
+            .bind(at.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        // An error here leaves the outcome unknown to this gateway: nothing is acknowledged,
+        // and if the commit did happen the head's follower brings it in like another's.
+        tx.commit().await.map_err(db_error)?;
+        // The head moves in `durable`, once the service holds the new state (or with the
+        // notification): moved here, the log's follower would race the service to catch up
+        // with a commit of its own.
+        self.committed.fetch_max(entry.sequence, Ordering::SeqCst);
+        Ok(Committed::At(entry.sequence()))
+    }
+}
+
+async fn read_head(pool: &PgPool) -> Result<Sequence> {
+    let head: i64 = sqlx::query_scalar("SELECT sequence FROM log_head")
+        .fetch_one(pool)
+        .await
+        .map_err(db_error)?;
+    sequence(head)
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        self.follower.abort();
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for PgStore {
+    async fn load(&self) -> Result<(State, Sequence)> {
+        let mut conn = self.pool.acquire().await.map_err(db_error)?;
+        let mut tx = conn.begin().await.map_err(db_error)?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        let head: i64 = sqlx::query_scalar("SELECT sequence FROM log_head")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        let mut state = State::default();
+        for change in rows::everything(&mut tx).await? {
+            state.apply(&change);
+        }
+        tx.commit().await.map_err(db_error)?;
+        let head = sequence(head)?;
+        self.raise_head(head);
+        Ok((state, head))
+    }
+
+    async fn commit(
+        &self,
+        expected: Sequence,
+        changes: &[Change],
+        entry: &Entry,
+    ) -> Result<Committed> {
+        // On a task of its own: a commit once started is carried through (or rolled back)
+        // whether or not its request is still waiting, as it would be on any other store.
+        let store = Committer {
+            pool: self.pool.clone(),
+            head: self.head.clone(),
+            committed: self.committed.clone(),
+        };
+        let (changes, entry) = (changes.to_vec(), entry.clone());
+        tokio::spawn(async move { store.commit(expected, &changes, &entry).await })
+            .await
+            .map_err(|e| Error::Internal(format!("a commit task failed: {e}")))?
+    }
+
+    async fn durable(&self, sequence: Sequence) -> Result<()> {
+        // A commit is durable when its transaction has committed, and it commits only after
+        // every earlier one did (the head row's lock): a sequence this gateway knows of is
+        // durable. One it does not know is checked against the database.
+        if sequence.0 <= self.committed.load(Ordering::SeqCst) {
+            self.raise_head(sequence);
+            return Ok(());
+        }
+        if sequence <= *self.head.borrow() {
+            return Ok(());
+        }
+        let head = read_head(&self.pool).await?;
+        self.raise_head(head);
+        if sequence <= head {
+            Ok(())
+        } else {
+            Err(Error::Internal(format!(
+                "log position {sequence} is past the database's head {head}"
+            )))
+        }
+    }
+
+    fn durable_head(&self) -> watch::Receiver<Sequence> {
+        self.head.subscribe()
+    }
+
+    async fn entries(&self, range: LogRange) -> Result<Vec<Entry>> {
+        let before = match range.before {
+            Some(b) => signed(b)?,
+            None => i64::MAX,
+        };
+        let sql = if range.newest_first {
+            "SELECT entry::text FROM change_log WHERE sequence > $1 AND sequence < $2 \
+             ORDER BY sequence DESC LIMIT $3"
+        } else {
+            "SELECT entry::text FROM change_log WHERE sequence > $1 AND sequence < $2 \
+             ORDER BY sequence LIMIT $3"
+        };
+        let limit = i64::try_from(range.limit).unwrap_or(i64::MAX);
+        let texts: Vec<String> = sqlx::query_scalar(sql)
+            .bind(signed(range.after)?)
+            .bind(before)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?;
+        texts.iter().map(|t| parse_entry(t)).collect()
+    }
+
+    async fn first_retained(&self) -> Result<Sequence> {
+        let row = sqlx::query(
+            "SELECT (SELECT min(sequence) FROM change_log), (SELECT sequence FROM log_head)",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_error)?;
+        let oldest: Option<i64> = row.get(0);
+        match oldest {
+            Some(s) => sequence(s),
+            None => Ok(sequence(row.get(1))?.next()),
+        }
+    }
+
+    async fn prune(&self, before_ms: i64, max: usize) -> Result<usize> {
+        // The oldest entries, up to the first one made at or after `before_ms`.
+        let removed = sqlx::query(
+            "DELETE FROM change_log WHERE sequence IN ( \
+               SELECT sequence FROM change_log \
+               WHERE sequence < COALESCE( \
+                 (SELECT min(sequence) FROM change_log WHERE at_ms >= $1), \
+                 9223372036854775807) \
+               ORDER BY sequence LIMIT $2)",
+        )
+        .bind(before_ms)
+        .bind(i64::try_from(max).unwrap_or(i64::MAX))
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(usize::try_from(removed.rows_affected()).unwrap_or(usize::MAX))
+    }
+
+    async fn catch_up(&self, after: Sequence) -> Result<Vec<Foreign>> {
+        self.catch_up_now(after).await
+    }
+
+    async fn newest(&self) -> Result<Option<Sequence>> {
+        let head = self.look.newest(|| read_head(&self.pool)).await?;
+        self.raise_head(head);
+        Ok(Some(head))
+    }
+
+    async fn check_writable(&self) -> Result<()> {
+        // A standby (or a database set read-only) refuses writes.
+        let read_only: String = sqlx::query_scalar("SHOW transaction_read_only")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_error)?;
+        if read_only == "on" {
+            return Err(Error::Unavailable(
+                "the database takes no writes (read-only)".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn failure(&self) -> watch::Receiver<Option<String>> {
+        self.failure.subscribe()
+    }
+}

@@ -1,0 +1,355 @@
+//! A commit's changes as rows, and the objects a log entry names so that another gateway can
+//! read them back.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+use sqlx::{PgConnection, Row};
+
+use super::db_error;
+use crate::error::{Error, Result};
+use crate::model::{Group, GroupRef, Platform, Properties, Tenant, User};
+use crate::store::records::{
+    GroupRecord, PlatformRecord, PropertiesRecord, SessionRecord, TenantRecord, UserRecord,
+};
+use crate::store::{Change, Session};
+
+const DEFAULT: &str = "default";
+const PROPERTIES: &str = "properties";
+
+/// One object a commit changed, by its key (the log entry's own description leaves secrets
+/// and session ids out, so it cannot serve to find them).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub(super) enum Touched {
+    Platform {
+        name: String,
+    },
+    Default,
+    Properties,
+    #[serde(rename_all = "camelCase")]
+    Tenant {
+        tenant_id: String,
+    },
+    #[serde(rename_all = "camelCase")]
+    Group {
+        tenant_id: String,
+        group_id: String,
+    },
+    User {
+        username: String,
+    },
+    Session {
+        id: String,
+    },
+    Secret {
+        name: String,
+    },
+}
+
+impl Touched {
+    pub(super) fn of(change: &Change) -> Touched {
+        match change {
+            Change::PutPlatform(p) => Touched::Platform {
+                name: p.name.clone(),
+            },
+            Change::DeletePlatform(name) => Touched::Platform { name: name.clone() },
+            Change::SetDefault(_) => Touched::Default,
+            Change::PutProperties(_) => Touched::Properties,
+            Change::PutTenant(t) => Touched::Tenant {
+                tenant_id: t.tenant_id.clone(),
+            },
+            Change::DeleteTenant(id) => Touched::Tenant {
+                tenant_id: id.clone(),
+            },
+            Change::PutGroup(g) => Touched::Group {
+                tenant_id: g.tenant_id.clone(),
+                group_id: g.group_id.clone(),
+            },
+            Change::DeleteGroup(k) => Touched::Group {
+                tenant_id: k.tenant_id.clone(),
+                group_id: k.group_id.clone(),
+            },
+            Change::PutUser(u) => Touched::User {
+                username: u.username.clone(),
+            },
+            Change::DeleteUser(name) => Touched::User {
+                username: name.clone(),
+            },
+            Change::PutSession(s) => Touched::Session { id: s.id.clone() },
+            Change::DeleteSession(id) => Touched::Session { id: id.clone() },
+            Change::PutSecret(name, _) => Touched::Secret { name: name.clone() },
+        }
+    }
+}
+
+fn json<T: Serialize>(value: &T) -> Result<serde_json::Value> {
+    serde_json::to_value(value).map_err(|e| Error::Internal(e.to_string()))
+}
+
+fn corrupt(what: &str, e: impl std::fmt::Display) -> Error {
+    Error::Internal(format!("stored {what} is unreadable: {e}"))
+}
+
+pub(super) fn record<T: serde::de::DeserializeOwned>(
+    what: &str,
+    value: serde_json::Value,
+) -> Result<T> {
+    serde_json::from_value(value).map_err(|e| corrupt(what, e))
+}
+
+/// Applies one change inside the commit's transaction.
+pub(super) async fn apply(conn: &mut PgConnection, change: &Change) -> Result<()> {
+    let query = match change {
+        Change::PutPlatform(p) => sqlx::query(
+            "INSERT INTO platforms (name, record) VALUES ($1, $2) \
+             ON CONFLICT (name) DO UPDATE SET record = EXCLUDED.record",
+        )
+        .bind(&p.name)
+        .bind(json(&PlatformRecord::from(p))?),
+        Change::DeletePlatform(name) => {
+            sqlx::query("DELETE FROM platforms WHERE name = $1").bind(name)
+        }
+        Change::SetDefault(Some(name)) => sqlx::query(
+            "INSERT INTO settings (name, record) VALUES ($1, $2) \
+             ON CONFLICT (name) DO UPDATE SET record = EXCLUDED.record",
+        )
+        .bind(DEFAULT)
+        .bind(serde_json::Value::from(name.as_str())),
+        Change::SetDefault(None) => {
+            sqlx::query("DELETE FROM settings WHERE name = $1").bind(DEFAULT)
+        }
+        Change::PutProperties(p) => sqlx::query(
+            "INSERT INTO settings (name, record) VALUES ($1, $2) \
+             ON CONFLICT (name) DO UPDATE SET record = EXCLUDED.record",
+        )
+        .bind(PROPERTIES)
+        .bind(json(&PropertiesRecord::from(p))?),
+        Change::PutTenant(t) => sqlx::query(
+            "INSERT INTO tenants (tenant_id, record) VALUES ($1, $2) \
+             ON CONFLICT (tenant_id) DO UPDATE SET record = EXCLUDED.record",
+        )
+        .bind(&t.tenant_id)
+        .bind(json(&TenantRecord::from(t))?),
+        Change::DeleteTenant(id) => {
+            sqlx::query("DELETE FROM tenants WHERE tenant_id = $1").bind(id)
+        }
+        Change::PutGroup(g) => sqlx::query(
+            "INSERT INTO groups (tenant_id, group_id, record) VALUES ($1, $2, $3) \
+             ON CONFLICT (tenant_id, group_id) DO UPDATE SET record = EXCLUDED.record",
+        )
+        .bind(&g.tenant_id)
+        .bind(&g.group_id)
+        .bind(json(&GroupRecord::from(g))?),
+        Change::DeleteGroup(k) => {
+            sqlx::query("DELETE FROM groups WHERE tenant_id = $1 AND group_id = $2")
+                .bind(&k.tenant_id)
+                .bind(&k.group_id)
+        }
+        Change::PutUser(u) => sqlx::query(
+            "INSERT INTO users (username, record) VALUES ($1, $2) \
+             ON CONFLICT (username) DO UPDATE SET record = EXCLUDED.record",
+        )
+        .bind(&u.username)
+        .bind(json(&UserRecord::from(u))?),
+        Change::DeleteUser(name) => sqlx::query("DELETE FROM users WHERE username = $1").bind(name),
+        Change::PutSession(s) => sqlx::query(
+            "INSERT INTO sessions (id, record) VALUES ($1, $2) \
+             ON CONFLICT (id) DO UPDATE SET record = EXCLUDED.record",
+        )
+        .bind(&s.id)
+        .bind(json(&SessionRecord::from(s))?),
+        Change::DeleteSession(id) => sqlx::query("DELETE FROM sessions WHERE id = $1").bind(id),
+        Change::PutSecret(name, value) => sqlx::query(
+            "INSERT INTO secrets (name, value) VALUES ($1, $2) \
+             ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value",
+        )
+        .bind(name)
+        .bind(value.as_slice()),
+    };
+    query.execute(&mut *conn).await.map_err(db_error)?;
+    Ok(())
+}
+
+/// Every object stored, as the changes that make a state of them (in one transaction).
+pub(super) async fn everything(conn: &mut PgConnection) -> Result<Vec<Change>> {
+    let mut out = Vec::new();
+    for row in fetch(conn, "SELECT record FROM platforms ORDER BY name").await? {
+        let p: PlatformRecord = record("platform", row.get(0))?;
+        out.push(Change::PutPlatform(Platform::from(p)));
+    }
+    for row in fetch(conn, "SELECT name, record FROM settings ORDER BY name").await? {
+        out.extend(setting(row.get(0), row.get(1))?);
+    }
+    for row in fetch(conn, "SELECT record FROM tenants ORDER BY tenant_id").await? {
+        let t: TenantRecord = record("tenant", row.get(0))?;
+        out.push(Change::PutTenant(Tenant::from(t)));
+    }
+    for row in fetch(
+        conn,
+        "SELECT record FROM groups ORDER BY tenant_id, group_id",
+    )
+    .await?
+    {
+        let g: GroupRecord = record("group", row.get(0))?;
+        out.push(Change::PutGroup(Group::from(g)));
+    }
+    for row in fetch(conn, "SELECT record FROM users ORDER BY username").await? {
+        let u: UserRecord = record("user", row.get(0))?;
+        out.push(Change::PutUser(User::try_from(u)?));
+    }
+    for row in fetch(conn, "SELECT record FROM sessions ORDER BY id").await? {
+        let s: SessionRecord = record("session", row.get(0))?;
+        out.push(Change::PutSession(Session::from(s)));
+    }
+    for row in fetch(conn, "SELECT name, value FROM secrets ORDER BY name").await? {
+        out.push(Change::PutSecret(row.get(0), row.get(1)));
+    }
+    Ok(out)
+}
+
+async fn fetch(conn: &mut PgConnection, sql: &str) -> Result<Vec<sqlx::postgres::PgRow>> {
+    sqlx::query(sql)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db_error)
+}
+
+fn setting(name: String, value: serde_json::Value) -> Result<Option<Change>> {
+    Ok(match name.as_str() {
+        DEFAULT => Some(Change::SetDefault(Some(record("default", value)?))),
+        PROPERTIES => {
+            let p: PropertiesRecord = record("properties", value)?;
+            Some(Change::PutProperties(Properties::from(p)))
+        }
+        _ => None,
+    })
+}
+
+/// The current state of each touched object, as the change that puts it (or deletes it when
+/// it is gone). Read in the caller's transaction, so all of it is at one log position.
+pub(super) async fn current(
+    conn: &mut PgConnection,
+    touched: &BTreeSet<Touched>,
+) -> Result<Vec<Change>> {
+    let mut out = Vec::with_capacity(touched.len());
+    for t in touched {
+        let change = match t {
+            Touched::Platform { name } => {
+                let row = optional(
+                    conn,
+                    sqlx::query("SELECT record FROM platforms WHERE name = $1").bind(name),
+                )
+                .await?;
+                match row {
+                    Some(v) => Change::PutPlatform(Platform::from(record::<PlatformRecord>(
+                        "platform", v,
+                    )?)),
+                    None => Change::DeletePlatform(name.clone()),
+                }
+            }
+            Touched::Default => {
+                let row = optional(
+                    conn,
+                    sqlx::query("SELECT record FROM settings WHERE name = $1").bind(DEFAULT),
+                )
+                .await?;
+                Change::SetDefault(row.map(|v| record("default", v)).transpose()?)
+            }
+            Touched::Properties => {
+                let row = optional(
+                    conn,
+                    sqlx::query("SELECT record FROM settings WHERE name = $1").bind(PROPERTIES),
+                )
+                .await?;
+                match row {
+                    Some(v) => Change::PutProperties(Properties::from(record::<PropertiesRecord>(
+                        "properties",
+                        v,
+                    )?)),
+                    // Properties are never removed.
+                    None => continue,
+                }
+            }
+            Touched::Tenant { tenant_id } => {
+                let row = optional(
+                    conn,
+                    sqlx::query("SELECT record FROM tenants WHERE tenant_id = $1").bind(tenant_id),
+                )
+                .await?;
+                match row {
+                    Some(v) => {
+                        Change::PutTenant(Tenant::from(record::<TenantRecord>("tenant", v)?))
+                    }
+                    None => Change::DeleteTenant(tenant_id.clone()),
+                }
+            }
+            Touched::Group {
+                tenant_id,
+                group_id,
+            } => {
+                let row = optional(
+                    conn,
+                    sqlx::query("SELECT record FROM groups WHERE tenant_id = $1 AND group_id = $2")
+                        .bind(tenant_id)
+                        .bind(group_id),
+                )
+                .await?;
+                match row {
+                    Some(v) => Change::PutGroup(Group::from(record::<GroupRecord>("group", v)?)),
+                    None => Change::DeleteGroup(GroupRef {
+                        tenant_id: tenant_id.clone(),
+                        group_id: group_id.clone(),
+                    }),
+                }
+            }
+            Touched::User { username } => {
+                let row = optional(
+                    conn,
+                    sqlx::query("SELECT record FROM users WHERE username = $1").bind(username),
+                )
+                .await?;
+                match row {
+                    Some(v) => Change::PutUser(User::try_from(record::<UserRecord>("user", v)?)?),
+                    None => Change::DeleteUser(username.clone()),
+                }
+            }
+            Touched::Session { id } => {
+                let row = optional(
+                    conn,
+                    sqlx::query("SELECT record FROM sessions WHERE id = $1").bind(id),
+                )
+                .await?;
+                match row {
+                    Some(v) => {
+                        Change::PutSession(Session::from(record::<SessionRecord>("session", v)?))
+                    }
+                    None => Change::DeleteSession(id.clone()),
+                }
+            }
+            Touched::Secret { name } => {
+                let value: Option<Vec<u8>> =
+                    sqlx::query_scalar("SELECT value FROM secrets WHERE name = $1")
+                        .bind(name)
+                        .fetch_optional(&mut *conn)
+                        .await
+                        .map_err(db_error)?;
+                match value {
+                    Some(v) => Change::PutSecret(name.clone(), v),
+                    // Secrets are never removed.
+                    None => continue,
+                }
+            }
+        };
+        out.push(change);
+    }
+    Ok(out)
+}
+
+async fn optional(
+    conn: &mut PgConnection,
+    query: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
+) -> Result<Option<serde_json::Value>> {
+    let row = query.fetch_optional(&mut *conn).await.map_err(db_error)?;
+    Ok(row.map(|r| r.get(0)))
+}
