@@ -25,6 +25,13 @@ fn platform_json(r: &State, name: &str) -> Option<Value> {
         .map(without_version)
 }
 
+fn properties_json(r: &State) -> Option<Value> {
+    let p = r.properties().ok()?;
+    serde_json::to_value(crate::store::records::PropertiesRecord::from(&p))
+        .ok()
+        .map(without_version)
+}
+
 fn without_version(mut v: Value) -> Value {
     if let Some(map) = v.as_object_mut() {
         map.remove("v");
@@ -58,15 +65,7 @@ pub(super) fn describe(before: &State, changes: &[Change]) -> Vec<AuditChange> {
                 String::new(),
                 state.system_default().ok().flatten().map(Value::from),
             ),
-            Change::PutProperties(_) => (
-                "properties",
-                String::new(),
-                state.properties().ok().and_then(|p| {
-                    serde_json::to_value(crate::store::records::PropertiesRecord::from(&p))
-                        .ok()
-                        .map(without_version)
-                }),
-            ),
+            Change::PutProperties(_) => ("properties", String::new(), properties_json(&state)),
             Change::PutTenant(t) => (
                 "tenant",
                 t.tenant_id.clone(),
@@ -101,11 +100,7 @@ pub(super) fn describe(before: &State, changes: &[Change]) -> Vec<AuditChange> {
         state.apply(change);
         let new = match change {
             Change::SetDefault(name) => name.clone().map(Value::from),
-            Change::PutProperties(_) => state.properties().ok().and_then(|p| {
-                serde_json::to_value(crate::store::records::PropertiesRecord::from(&p))
-                    .ok()
-                    .map(without_version)
-            }),
+            Change::PutProperties(_) => properties_json(&state),
             Change::PutPlatform(p) => platform_json(&state, &p.name),
             Change::PutTenant(t) => tenant_json(&state, &t.tenant_id),
             Change::PutGroup(g) => group_json(&state, &g.key()),
@@ -254,8 +249,8 @@ impl Service {
                 && until.is_none_or(|u| e.at_ms < u)
         };
         // Up to the newest state, as every other read (and the answers kept for it).
-        let published = self.position();
-        let end = before.map_or(published.next(), |b| b.min(published.next()));
+        let head = self.position();
+        let end = before.map_or(head.next(), |b| b.min(head.next()));
         let mut range = LogRange {
             after: after.unwrap_or_default(),
             before: Some(end),
