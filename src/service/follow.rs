@@ -58,7 +58,8 @@ async fn publish_up_to(spine: &Spine, mut published: Sequence, target: Sequence)
             .recent
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .remove(&next.0);
+            .get(&next.0)
+            .cloned();
         let entries = match kept {
             Some(entry) => vec![entry],
             None => spine
