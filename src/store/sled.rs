@@ -1,9 +1,22 @@
 //! The embedded store: one sled tree with a key prefix per kind of record and one for the log,
-//! so that every commit (its changes and its log entry) is a single atomic `apply_batch`. A dedicated flusher thread makes commits durable;
-//! it is the only caller of `flush` (sled 0.34's concurrent flushes deadlock) and covers every
-//! commit made before each flush started, so concurrent writers share one fsync.
+//! so that every commit (its changes and its log entry) goes into a single atomic
+//! `apply_batch`.
+//!
+//! Two threads of the store's own do the writing, so that a writer never waits inside sled
+//! while it holds the service's turn to write:
+//! - the **writer** applies commits in log order, each group of queued commits as one batch
+//!   (several commits' keys, the log entries included, in one atomic `apply_batch`);
+//! - the **flusher** makes them durable. It is the only caller of `flush` (sled 0.34's
+//!   concurrent flushes deadlock) and covers every commit applied before each flush started,
+//!   so concurrent writers share one fsync.
+//!
+//! A commit is queued in order under the store's commit lock and answered `At` at once (this
+//! process alone has the folder, so none can conflict); [`Store::durable`] resolves once the
+//! writer has applied it and, with flushing on, the flusher has flushed it. A write that sled
+//! refuses fails the store: nothing queued after it is applied, and nothing is acknowledged.
 
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -46,6 +59,9 @@ const FORMAT_VERSION: &[u8] = b"2";
 const FORMAT_BEFORE_LOG: &[u8] = b"1";
 /// Separates the parts of a composite key; no id or name may hold a control character.
 const SEP: u8 = 0;
+/// Most commits the writer applies as one batch: bounds the batch's memory and how long one
+/// `apply_batch` holds sled.
+const GROUP_MAX: usize = 256;
 
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
@@ -62,7 +78,7 @@ impl StoreOptions {
     pub fn new(path: impl Into<PathBuf>) -> StoreOptions {
         StoreOptions {
             path: path.into(),
-            cache_capacity: 64 * 1024 * 1024,
+            cache_capacity: 16 * 1024 * 1024,
             flush: true,
         }
     }
@@ -70,15 +86,50 @@ impl StoreOptions {
 
 pub struct SledStore {
     db: sled::Db,
-    /// The sequence of the last log entry written.
-    committed: Mutex<u64>,
+    /// The sequence of the last log entry queued, and the queue to the writer (`None` once the
+    /// store is closing). One lock, so that commits reach the writer in log order.
+    committed: Mutex<(u64, Option<mpsc::Sender<Queued>>)>,
     flusher: Arc<Flusher>,
+    writer_thread: Option<JoinHandle<()>>,
     flusher_thread: Option<JoinHandle<()>>,
     flush: bool,
 }
+
+/// A commit on its way to the writer: its keys, already encoded.
+struct Queued {
+    sequence: u64,
+    ops: Ops,
+}
+
+/// The keys a commit writes (`Some`) or removes (`None`), in order; a later one wins.
+#[derive(Default)]
+struct Ops(Vec<(Vec<u8>, Option<Vec<u8>>)>);
+
+impl Ops {
+    fn insert(&mut self, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
+        self.0.push((key.into(), Some(value.into())));
+    }
+
+    fn remove(&mut self, key: impl Into<Vec<u8>>) {
+        self.0.push((key.into(), None));
+    }
+
+    fn add_to(self, batch: &mut sled::Batch) {
+        for (key, value) in self.0 {
+            match value {
+                Some(value) => batch.insert(key, value),
+                None => batch.remove(key),
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 struct DurableState {
+    /// The last sequence on disk.
     seq: u64,
+    /// The last sequence the writer applied (readable from sled, durable once flushed).
+    applied: u64,
     /// Why the store stopped taking writes. sled 0.34 keeps an I/O error for good (every later
     /// write and flush fails with it, even once space is back), so the first failed write or
     /// flush ends this process's writes; reopening the folder is what recovers.
@@ -212,6 +263,7 @@ impl SledStore {
         }
         let (durable, _) = watch::channel(DurableState {
             seq: base,
+            applied: base,
             failed: None,
         });
         let flusher = Arc::new(Flusher {
@@ -230,10 +282,20 @@ impl SledStore {
                     .spawn(move || flusher.run(&db))?,
             )
         };
+        let (queue, queued) = mpsc::channel();
+        let writer_thread = {
+            let (db, flusher, flush) = (db.clone(), flusher.clone(), options.flush);
+            Some(
+                std::thread::Builder::new()
+                    .name("store-writer".into())
+                    .spawn(move || write_queued(&db, &flusher, &queued, flush))?,
+            )
+        };
         Ok(SledStore {
             db,
-            committed: Mutex::new(base),
+            committed: Mutex::new((base, Some(queue))),
             flusher,
+            writer_thread,
             flusher_thread,
             flush: options.flush,
         })
@@ -291,15 +353,28 @@ impl SledStore {
     }
 
     fn last(&self) -> u64 {
-        *self.committed.lock().unwrap_or_else(|p| p.into_inner())
+        self.committed.lock().unwrap_or_else(|p| p.into_inner()).0
     }
 
-    fn batch(&self, changes: &[Change], entry: &Entry) -> Result<sled::Batch> {
-        let mut batch = sled::Batch::default();
-        batch.insert(COMMITS, &entry.sequence.to_be_bytes());
-        batch.insert(log_key(entry.sequence), encode(entry)?);
-        put_changes(&mut batch, changes)?;
-        Ok(batch)
+    fn ops(&self, changes: &[Change], entry: &Entry) -> Result<Ops> {
+        let mut ops = Ops::default();
+        ops.insert(COMMITS, entry.sequence.to_be_bytes());
+        ops.insert(log_key(entry.sequence), encode(entry)?);
+        put_changes(&mut ops, changes)?;
+        Ok(ops)
+    }
+
+    /// Waits until the writer has applied every commit queued before the call, so that what
+    /// is read from sled includes them.
+    async fn applied(&self) -> Result<()> {
+        let last = self.last();
+        self.flusher
+            .durable
+            .subscribe()
+            .wait_for(|d| d.applied >= last || d.failed.is_some())
+            .await
+            .map_err(|_| Error::Unavailable("the store is closed".into()))?;
+        self.writable()
     }
 
     /// Writes what an export holds into this store, which must be empty: the records, the log
@@ -312,23 +387,25 @@ impl SledStore {
     ) -> anyhow::Result<()> {
         self.writable()?;
         let mut committed = self.committed.lock().unwrap_or_else(|p| p.into_inner());
-        if *committed != 0 || self.db.scan_prefix(USER).next().is_some() {
+        if committed.0 != 0 || self.db.scan_prefix(USER).next().is_some() {
             anyhow::bail!("the data folder is not empty: import only into a new store");
         }
-        let mut batch = sled::Batch::default();
-        batch.insert(COMMITS, &sequence.0.to_be_bytes());
+        let mut ops = Ops::default();
+        ops.insert(COMMITS, sequence.0.to_be_bytes());
         for entry in log {
-            batch.insert(log_key(entry.sequence), encode(entry)?);
+            ops.insert(log_key(entry.sequence), encode(entry)?);
         }
-        put_changes(&mut batch, changes)?;
+        put_changes(&mut ops, changes)?;
+        let mut batch = sled::Batch::default();
+        ops.add_to(&mut batch);
         blocking(|| self.db.apply_batch(batch).and_then(|_| self.db.flush()))?;
-        *committed = sequence.0;
-        self.flusher.want(sequence.0);
+        committed.0 = sequence.0;
+        self.flusher.applied(sequence.0, self.flush);
         Ok(())
     }
 }
 
-fn put_changes(batch: &mut sled::Batch, changes: &[Change]) -> Result<()> {
+fn put_changes(batch: &mut Ops, changes: &[Change]) -> Result<()> {
     {
         for change in changes {
             match change {
@@ -377,24 +454,19 @@ impl SledStore {
     ) -> Result<Committed> {
         self.writable()?;
         let mut committed = self.committed.lock().unwrap_or_else(|p| p.into_inner());
-        if *committed != expected.0 || entry.sequence != expected.0 + 1 {
+        if committed.0 != expected.0 || entry.sequence != expected.0 + 1 {
             return Ok(Committed::Conflict);
         }
-        let batch = self.batch(changes, entry)?;
-        if let Err(e) = self.db.apply_batch(batch) {
-            let cause = e.to_string();
-            tracing::error!(error = %cause, "store write failed; no further write is taken");
-            self.flusher.fail(cause);
-            return Err(storage(e));
+        let ops = self.ops(changes, entry)?;
+        let queued = Queued {
+            sequence: entry.sequence,
+            ops,
+        };
+        let sent = committed.1.as_ref().map(|queue| queue.send(queued));
+        if !matches!(sent, Some(Ok(()))) {
+            return Err(Error::Unavailable("the store is closed".into()));
         }
-        *committed = entry.sequence;
-        if self.flush {
-            self.flusher.want(entry.sequence);
-        } else {
-            // Acknowledged without waiting for the disk, so followers need not wait either.
-            self.flusher.head.send_replace(Sequence(entry.sequence));
-            self.flusher.want(entry.sequence);
-        }
+        committed.0 = entry.sequence;
         Ok(Committed::At(entry.sequence()))
     }
 
@@ -456,7 +528,8 @@ impl SledStore {
                 self.flusher.fail(e.to_string());
                 return Err(storage(e));
             }
-            self.flusher.want(self.last());
+            let applied = self.flusher.durable.borrow().applied;
+            self.flusher.want(applied);
         }
         Ok(n)
     }
@@ -508,6 +581,31 @@ fn open_error(path: &Path, e: sled::Error) -> anyhow::Error {
             "cannot open the store in data folder {}: {text}",
             path.display()
         )
+    }
+}
+
+/// The writer thread: applies the queued commits in log order, as many as are waiting as one
+/// batch, until the store closes (its queue is dropped, then drained).
+fn write_queued(db: &sled::Db, flusher: &Flusher, queued: &mpsc::Receiver<Queued>, flush: bool) {
+    while let Ok(first) = queued.recv() {
+        let mut last = first.sequence;
+        let mut batch = sled::Batch::default();
+        first.ops.add_to(&mut batch);
+        for next in queued.try_iter().take(GROUP_MAX - 1) {
+            last = next.sequence;
+            next.ops.add_to(&mut batch);
+        }
+        if flusher.durable.borrow().failed.is_some() {
+            // Applied after a write that failed, these would leave a gap in the log.
+            continue;
+        }
+        match db.apply_batch(batch) {
+            Ok(()) => flusher.applied(last, flush),
+            Err(e) => {
+                tracing::error!(error = %e, "store write failed; no further write is taken");
+                flusher.fail(e.to_string());
+            }
+        }
     }
 }
 
@@ -590,6 +688,16 @@ impl Flusher {
         }
     }
 
+    /// The writer applied every commit up to `seq`: the flusher may make them durable. With
+    /// flushing off they are acknowledged now, so followers of the log need not wait either.
+    fn applied(&self, seq: u64, flush: bool) {
+        self.durable.send_modify(|d| d.applied = d.applied.max(seq));
+        if !flush {
+            self.head.send_replace(Sequence(seq));
+        }
+        self.want(seq);
+    }
+
     /// Marks the store failed (see [`DurableState::failed`]) and wakes every waiter.
     fn fail(&self, cause: String) {
         self.durable.send_modify(|d| {
@@ -639,6 +747,11 @@ impl Flusher {
 
 impl Drop for SledStore {
     fn drop(&mut self) {
+        // Closing the queue lets the writer apply what is queued, then end.
+        self.committed.lock().unwrap_or_else(|p| p.into_inner()).1 = None;
+        if let Some(thread) = self.writer_thread.take() {
+            let _ = thread.join();
+        }
         self.flusher.stop();
         if let Some(thread) = self.flusher_thread.take() {
             let _ = thread.join();
@@ -666,16 +779,17 @@ impl Store for SledStore {
         changes: &[Change],
         entry: &Entry,
     ) -> Result<Committed> {
-        blocking(|| self.commit_now(expected, changes, entry))
+        // Encodes and queues: nothing here waits for sled.
+        self.commit_now(expected, changes, entry)
     }
 
     async fn durable(&self, sequence: Sequence) -> Result<()> {
-        if !self.flush {
-            return Ok(());
-        }
+        let flush = self.flush;
         let mut rx = self.flusher.durable.subscribe();
         let state = rx
-            .wait_for(|d| d.seq >= sequence.0 || d.failed.is_some())
+            .wait_for(|d| {
+                (if flush { d.seq } else { d.applied }) >= sequence.0 || d.failed.is_some()
+            })
             .await
             .map_err(|_| Error::Unavailable("the store is closed".into()))?
             .clone();
@@ -693,10 +807,12 @@ impl Store for SledStore {
     }
 
     async fn entries(&self, range: LogRange) -> Result<Vec<Entry>> {
+        self.applied().await?;
         blocking(|| self.read_entries(range))
     }
 
     async fn first_retained(&self) -> Result<Sequence> {
+        self.applied().await?;
         blocking(|| self.oldest())
     }
 
