@@ -40,8 +40,9 @@ pub struct DataArgs {
     /// Not with --database-url.
     #[arg(long, env = "CALLREC_DATA")]
     pub data: Option<PathBuf>,
-    /// Page cache of the embedded store, in MiB.
-    #[arg(long, env = "CALLREC_CACHE_MB", default_value_t = 64)]
+    /// Page cache of the embedded store, in MiB. Reads are answered from memory, not from
+    /// the store: the cache only spares writes and log reads going to disk.
+    #[arg(long, env = "CALLREC_CACHE_MB", default_value_t = 16)]
     pub cache_mb: u64,
     /// Keep everything in PostgreSQL instead of a data folder, e.g.
     /// postgres://callrec:secret@db.example.com/callrec?sslmode=verify-full; several gateways
