@@ -318,7 +318,12 @@ pub fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::Worker
         .lossy(true)
         .buffered_lines_limit(LOG_BUFFER_LINES)
         .thread_name("log-writer")
-        .finish(std::io::stderr());
+        // Buffered: the writer thread writes out what is queued in one call, and flushes each
+        // time the queue is empty, instead of one system call per line.
+        .finish(std::io::BufWriter::with_capacity(
+            64 * 1024,
+            std::io::stderr(),
+        ));
     // Colour codes only for a person at a terminal, never into files or log collectors.
     // A line that cannot be written is not reported on stderr either (that would fail too).
     let builder = tracing_subscriber::fmt()
