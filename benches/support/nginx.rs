@@ -1,6 +1,7 @@
 //! The ceiling: Debian's nginx serving pre-rendered answers as static files, from a
 //! configuration generated in a temporary folder, on 127.0.0.1 and a free port, in the
-//! foreground as a child process.
+//! foreground as a child process. It logs every request, as the gateway does: buffered, to
+//! `/dev/null`, where the benchmark sends the gateway's log too.
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
@@ -56,7 +57,7 @@ impl Nginx {
              error_log {d}/error.log warn;\n\
              events {{ worker_connections 4096; }}\n\
              http {{\n\
-             \x20 access_log off;\n\
+             \x20 access_log /dev/null combined buffer=64k flush=1s;\n\
              \x20 default_type application/json;\n\
              \x20 keepalive_requests 100000000;\n\
              \x20 client_body_temp_path {d}/body;\n\

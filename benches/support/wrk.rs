@@ -24,6 +24,13 @@ pub enum Ask {
     /// `POST /graphql` of the query after a comment holding a counter: every query text is
     /// new, so nothing can be answered from kept answers.
     GraphqlCounted { token: String, query: String },
+    /// `PUT` of a platform among `platforms` named `P000`… under `list`, each request setting
+    /// a description no request set before: every request is a real change to commit.
+    Put {
+        token: String,
+        list: String,
+        platforms: usize,
+    },
 }
 
 /// A program of the system, looked for where Debian installs it.
@@ -68,6 +75,7 @@ impl Wrk {
         let url = match ask {
             Ask::Get { path, .. } => format!("http://{addr}{path}"),
             Ask::Graphql { .. } | Ask::GraphqlCounted { .. } => format!("http://{addr}/graphql"),
+            Ask::Put { list, .. } => format!("http://{addr}{list}"),
         };
         if warm_up >= Duration::from_secs(1) {
             self.once(&url, &script, connections, warm_up).await?;
@@ -142,9 +150,10 @@ fn quoted(text: &str) -> String {
 fn lua(ask: &Ask) -> String {
     let mut script = String::new();
     let token = match ask {
-        Ask::Get { token, .. } | Ask::Graphql { token, .. } | Ask::GraphqlCounted { token, .. } => {
-            token
-        }
+        Ask::Get { token, .. }
+        | Ask::Graphql { token, .. }
+        | Ask::GraphqlCounted { token, .. }
+        | Ask::Put { token, .. } => token,
     };
     script += &format!(
         "wrk.headers[\"Authorization\"] = {}\n",
@@ -176,6 +185,26 @@ fn lua(ask: &Ask) -> String {
                          counter = counter + 1\n\
                          return wrk.format(nil, nil, nil,\n\
                            '{\"query\": \"# ' .. number .. '.' .. counter .. rest)\n\
+                       end\n";
+        }
+        Ask::Put {
+            list, platforms, ..
+        } => {
+            script += "wrk.method = \"PUT\"\n";
+            script += "wrk.headers[\"Content-Type\"] = \"application/json\"\n";
+            script += &format!("local list = {}\n", quoted(list));
+            script += &format!("local platforms = {platforms}\n");
+            script += "local threads = 0\n\
+                       function setup(thread)\n\
+                         thread:set(\"number\", threads)\n\
+                         threads = threads + 1\n\
+                       end\n\
+                       local counter = 0\n\
+                       function request()\n\
+                         counter = counter + 1\n\
+                         local path = string.format(\"%sP%03d/\", list, counter % platforms)\n\
+                         return wrk.format(nil, path, nil,\n\
+                           '{\"description\": \"revision ' .. number .. '.' .. counter .. '\"}')\n\
                        end\n";
         }
     }
