@@ -30,7 +30,7 @@ use tokio::sync::watch;
 use self::rows::Touched;
 pub use self::throttle::PgThrottle;
 
-use super::{Change, Committed, Entry, Foreign, LogRange, Sequence, State, Store};
+use super::{CatchUp, Change, Committed, Entry, Foreign, LogRange, Sequence, State, Store};
 use crate::error::{Error, Result};
 
 /// The channel every commit notifies, its payload the new head.
@@ -211,7 +211,7 @@ impl PgStore {
         head::raise(&self.head, to);
     }
 
-    async fn catch_up_now(&self, after: Sequence) -> Result<Vec<Foreign>> {
+    async fn catch_up_now(&self, after: Sequence) -> Result<CatchUp> {
         let mut tx = self.pool.begin().await.map_err(db_error)?;
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             .execute(&mut *tx)
@@ -224,7 +224,7 @@ impl PgStore {
                 .map_err(db_error)?,
         )?;
         if head <= after {
-            return Ok(Vec::new());
+            return Ok(CatchUp::Foreign(Vec::new()));
         }
         let rows = sqlx::query(
             "SELECT sequence, entry::text, touched FROM change_log \
@@ -248,10 +248,7 @@ impl PgStore {
             .all(|(e, expected)| e.sequence == expected);
         if !gap_free || entries.last().map(Entry::sequence) != Some(head) {
             // What changed in between is no longer in the log (pruned past retention).
-            return Err(Error::Unavailable(format!(
-                "this gateway is at log position {after} and the database's log no longer \
-                 holds what follows it; restart the gateway to reload"
-            )));
+            return Ok(CatchUp::Pruned);
         }
         let changes = rows::current(&mut tx, &touched).await?;
         tx.commit().await.map_err(db_error)?;
@@ -259,18 +256,20 @@ impl PgStore {
         // The changes bring a state from `after` to the head in one go: they go with the last
         // entry, the others only carry their events.
         let mut changes = Some(changes);
-        Ok(entries
-            .into_iter()
-            .enumerate()
-            .map(|(i, entry)| Foreign {
-                entry,
-                changes: if i == last {
-                    changes.take().unwrap_or_default()
-                } else {
-                    Vec::new()
-                },
-            })
-            .collect())
+        Ok(CatchUp::Foreign(
+            entries
+                .into_iter()
+                .enumerate()
+                .map(|(i, entry)| Foreign {
+                    entry,
+                    changes: if i == last {
+                        changes.take().unwrap_or_default()
+                    } else {
+                        Vec::new()
+                    },
+                })
+                .collect(),
+        ))
     }
 }
 
@@ -479,7 +478,7 @@ impl Store for PgStore {
         Ok(usize::try_from(removed.rows_affected()).unwrap_or(usize::MAX))
     }
 
-    async fn catch_up(&self, after: Sequence) -> Result<Vec<Foreign>> {
+    async fn catch_up(&self, after: Sequence) -> Result<CatchUp> {
         self.catch_up_now(after).await
     }
 
