@@ -162,19 +162,27 @@ async fn while_the_database_does_not_answer_a_request_waits_at_most_the_database
     assert_eq!(add_tenant(&g, &token, "before").await.0, StatusCode::OK);
 
     relay.silence();
-    for _ in 0..3 {
+    // A request may find a connection the relay cut and fail at once; the others wait for the
+    // database (which proves the bound), and no longer than it, nor the default 2 s.
+    let mut waited_out = 0;
+    for _ in 0..40 {
         let started = Instant::now();
         let (status, body) = add_tenant(&g, &token, "during").await;
         let waited = started.elapsed();
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
         assert_eq!(body["errors"][0]["code"], 107, "{body}");
-        // It did wait for the database (a refusal at once would prove nothing), and not the
-        // default 2 s.
         assert!(
-            waited >= Duration::from_millis(250) && waited < Duration::from_millis(1500),
+            waited < Duration::from_millis(1500),
             "answered 503 after {waited:?} with --database-timeout-ms 300"
         );
+        if waited >= Duration::from_millis(250) {
+            waited_out += 1;
+            if waited_out == 3 {
+                break;
+            }
+        }
     }
+    assert_eq!(waited_out, 3, "no request waited for the database");
 
     relay.resume();
     let deadline = Instant::now() + Duration::from_secs(30);
