@@ -15,7 +15,10 @@
 //! 7. usage of a platform used by 10 groups in stores of 1,000 and 100,000 groups;
 //! 8. start-up time to "listening" with 100,000 groups, and the server's peak RSS once its
 //!    kept GraphQL answers are full;
-//! 9. REST list p50 with 200 platforms whose peers never answer, probing on versus off.
+//! 9. REST list p50 with 200 platforms whose peers never answer, probing on versus off;
+//! 10. PostgreSQL beside sled: the REST list, durable writes, two gateways on one database
+//!     against one, and a commit's way to a subscriber of another gateway (see
+//!     `support/postgres.rs`).
 //!
 //! `cargo bench --bench http` runs it in full (wrk and nginx required) and writes
 //! BENCHMARKS.md; without `--bench` (`cargo test --bench http`) it runs a short smoke version
@@ -47,6 +50,8 @@ mod fixtures;
 mod load;
 #[path = "support/nginx.rs"]
 mod nginx;
+#[path = "support/postgres.rs"]
+mod postgres;
 #[path = "support/wrk.rs"]
 mod wrk;
 use fixtures::{MEASURED, load_groups, platform};
@@ -334,11 +339,15 @@ fn requests_of(addr: SocketAddr, ask: &Ask) -> MakeRequest {
             list,
             platforms,
         } => {
-            // Each connection modifies its own platform.
+            // Each connection modifies its own platform; runs at once send different values.
             let (auth, list, platforms) = (format!("Bearer {token}"), list.clone(), *platforms);
+            let run = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or_default();
             Arc::new(move |c, i| {
                 let path = format!("{list}P{:03}/", c % platforms);
-                let body = format!(r#"{{"description": "revision {c}.{i}"}}"#);
+                let body = format!(r#"{{"description": "revision {run}.{c}.{i}"}}"#);
                 Request::put(path)
                     .header("host", host.as_str())
                     .header("authorization", auth.as_str())
@@ -615,6 +624,7 @@ async fn run(s: Settings) -> anyhow::Result<()> {
         loading.elapsed()
     );
 
+    let mut pg = postgres::Gateways::start(&folder("platforms"), &s).await?;
     // The gateway with 100 platforms: reads, then durable writes.
     let server = Server::gateway(&folder("platforms"), &[]).await?;
     let token = server.token().await?;
@@ -765,6 +775,10 @@ async fn run(s: Settings) -> anyhow::Result<()> {
         let many = measure.run(server.addr, c, &put_of(&token)).await?;
         let unsafe_many = measure.run(unflushed.addr, c, &put_of(&token_u)).await?;
         writes.push((one, many, unsafe_many));
+        if let Some(pg) = &mut pg {
+            eprintln!("round {round}: PostgreSQL beside sled…");
+            pg.round(&server, &token).await?;
+        }
         eprintln!("round {round}: usage…");
         let usage_of = |token: &str| Ask::Get {
             path: usage_path.clone(),
@@ -786,6 +800,15 @@ async fn run(s: Settings) -> anyhow::Result<()> {
     fill_answers(&large, &token_l, tenants, 2 * cache_bytes).await?;
 
     let peak_rss = large.peak_rss_mib().unwrap_or(0.0);
+    let of_rounds = if s.rounds > 1 {
+        format!(", median of {} rounds", s.rounds)
+    } else {
+        String::new()
+    };
+    let (pg_rows, pg_targets) = match pg {
+        Some(pg) => pg.finish(&of_rounds).await?,
+        None => (Vec::new(), Vec::new()),
+    };
     let (startup_small, startup_large) = (small.startup, large.startup);
     for server in [
         server,
@@ -855,11 +878,6 @@ async fn run(s: Settings) -> anyhow::Result<()> {
             .map(|(off, on)| on.p50_ms / off.p50_ms)
             .collect(),
     );
-    let of_rounds = if s.rounds > 1 {
-        format!(", median of {} rounds", s.rounds)
-    } else {
-        String::new()
-    };
     let i_rest = rest_nginx.map_or(i_axum, |(i, _)| i);
     let i_gql = graphql_nginx.map_or(i_writes, |(i, _)| i);
     let mut rows = Vec::new();
@@ -954,6 +972,7 @@ async fn run(s: Settings) -> anyhow::Result<()> {
         &probing[i_probing].1,
         Some((probing_ratio, format!("p50 ÷ probing off{of_rounds}"))),
     )?);
+    rows.extend(pg_rows);
 
     let mut table = String::new();
     table += "| measurement | requests/s | p50 ms | p99 ms | ratio |\n|---|---:|---:|---:|---|\n";
@@ -1019,6 +1038,7 @@ async fn run(s: Settings) -> anyhow::Result<()> {
             probing_ratio <= 1.25,
         ),
     ]);
+    targets.extend(pg_targets);
     let mut verdicts = String::from("\n| target | met |\n|---|---|\n");
     for (target, met) in targets {
         verdicts += &format!("| {target} | {} |\n", if met { "yes" } else { "**no**" });

@@ -53,6 +53,11 @@ pub struct DataArgs {
     #[arg(long, env = "CALLREC_DATABASE_POOL", default_value_t = 16,
         value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub database_pool: u32,
+    /// How long a request waits for a connection to PostgreSQL, in milliseconds, before it is
+    /// answered 503: while the database is unreachable, what every request waits at most.
+    #[arg(long, env = "CALLREC_DATABASE_TIMEOUT_MS", default_value_t = 2000,
+        value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    pub database_timeout_ms: u64,
 }
 
 /// The data folder used when neither --data nor --database-url is given.
@@ -343,6 +348,20 @@ mod tests {
         );
         for bad in ["0", "1001", "many"] {
             assert!(serve(&["--database-pool", bad]).is_err(), "{bad} accepted");
+        }
+        assert_eq!(serve(&[]).unwrap().data.database_timeout_ms, 2000);
+        assert_eq!(
+            serve(&["--database-timeout-ms", "250"])
+                .unwrap()
+                .data
+                .database_timeout_ms,
+            250
+        );
+        for bad in ["0", "600001", "-1", "soon"] {
+            assert!(
+                serve(&["--database-timeout-ms", bad]).is_err(),
+                "{bad} accepted"
+            );
         }
     }
 

@@ -95,6 +95,7 @@ pub async fn open_store(data: &DataArgs, flush: bool) -> anyhow::Result<OpenStor
         StoreLocation::Database(url) => {
             let mut options = PgOptions::new(url);
             options.pool = data.database_pool;
+            options.acquire_timeout = Duration::from_millis(data.database_timeout_ms);
             Ok(OpenStore::Database(Arc::new(
                 PgStore::connect(options).await?,
             )))

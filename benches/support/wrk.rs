@@ -194,6 +194,13 @@ fn lua(ask: &Ask) -> String {
             script += "wrk.headers[\"Content-Type\"] = \"application/json\"\n";
             script += &format!("local list = {}\n", quoted(list));
             script += &format!("local platforms = {platforms}\n");
+            // Scripts running at once (two gateways loaded together) must not send the same
+            // descriptions: a PUT of the value already stored changes nothing.
+            let run = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or_default();
+            script += &format!("local run = \"{run}\"\n");
             script += "local threads = 0\n\
                        function setup(thread)\n\
                          thread:set(\"number\", threads)\n\
@@ -204,7 +211,7 @@ fn lua(ask: &Ask) -> String {
                          counter = counter + 1\n\
                          local path = string.format(\"%sP%03d/\", list, counter % platforms)\n\
                          return wrk.format(nil, path, nil,\n\
-                           '{\"description\": \"revision ' .. number .. '.' .. counter .. '\"}')\n\
+                           '{\"description\": \"revision ' .. run .. '.' .. number .. '.' .. counter .. '\"}')\n\
                        end\n";
         }
     }

@@ -27,7 +27,7 @@ pub use self::sessions::{LoginAnswer, RefreshAnswer, SessionSettings};
 pub use self::sizes::ListSizes;
 use crate::auth::{LoginThrottle, PasswordChecks, Throttle, Tokens};
 use crate::error::Result;
-use crate::store::{Change, Committed, Entry, Read, Sequence, State, Store};
+use crate::store::{CatchUp, Change, Committed, Entry, Read, Sequence, State, Store};
 
 const EVENT_BUFFER: usize = 1024;
 /// The actor of what the server does by itself: the bootstrap of a new store, pruning.
@@ -103,7 +103,10 @@ impl Spine {
     /// Applies what other processes committed since our head. Called with the write gate held.
     async fn catch_up(&self) -> Result<()> {
         let snap = self.snapshot();
-        let foreign = self.store.catch_up(snap.sequence).await?;
+        let foreign = match self.store.catch_up(snap.sequence).await? {
+            CatchUp::Foreign(foreign) => foreign,
+            CatchUp::Pruned => return self.reload(snap.sequence).await,
+        };
         let Some(last) = foreign.last().map(|f| f.entry.sequence()) else {
             return Ok(());
         };
@@ -117,6 +120,21 @@ impl Spine {
         }
         drop(recent);
         self.install(Snapshot::new(last, state));
+        Ok(())
+    }
+
+    /// Replaces the state with the store's whole, when what followed `at` is gone from the
+    /// log. The events of what is gone are not published (nothing tells of them any more);
+    /// subscribers that needed them are told they are lost. Called with the write gate held.
+    async fn reload(&self, at: Sequence) -> Result<()> {
+        let (state, head) = self.store.load().await?;
+        tracing::warn!(
+            from = %at,
+            to = %head,
+            "the change log no longer holds what followed this gateway's position: \
+             the whole state was loaded again"
+        );
+        self.install(Snapshot::new(head, state));
         Ok(())
     }
 }

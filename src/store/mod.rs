@@ -111,6 +111,15 @@ pub struct Foreign {
     pub changes: Vec<Change>,
 }
 
+/// What catching up with other processes' commits came to.
+pub enum CatchUp {
+    /// Their commits after the position asked, in log order (none when there is nothing new).
+    Foreign(Vec<Foreign>),
+    /// What followed the position is no longer in the log (pruned past retention): only the
+    /// whole state, loaded again, brings this process up to date.
+    Pruned,
+}
+
 /// A backend of the service. Async where a store on a network must wait; the embedded one
 /// answers at once. The service holds the state in memory (see [`State`]), decides against
 /// it, and hands the store each commit's changes with its log entry.
@@ -140,7 +149,7 @@ pub trait Store: Send + Sync + 'static {
     async fn prune(&self, before_ms: i64, max: usize) -> Result<usize>;
     /// What other processes committed after `after`, in log order. A store only one process
     /// can open has none.
-    async fn catch_up(&self, after: Sequence) -> Result<Vec<Foreign>>;
+    async fn catch_up(&self, after: Sequence) -> Result<CatchUp>;
     /// The newest log position of the store, whoever committed it, when other processes may
     /// commit to it (`None`: only this process does, so its own position is the newest).
     /// Concurrent callers may share one look, as long as it was taken after they called.

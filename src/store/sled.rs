@@ -28,7 +28,7 @@ use tokio::sync::watch;
 use super::records::{
     GroupRecord, PlatformRecord, PropertiesRecord, SessionRecord, TenantRecord, UserRecord,
 };
-use super::{Change, Committed, Entry, Foreign, LogRange, Sequence, State, Store};
+use super::{CatchUp, Change, Committed, Entry, LogRange, Sequence, State, Store};
 use crate::error::{Error, Result};
 use crate::model::{Group, Platform, Properties, Tenant, User};
 
@@ -820,9 +820,9 @@ impl Store for SledStore {
         blocking(|| self.prune_now(before_ms, max))
     }
 
-    async fn catch_up(&self, _after: Sequence) -> Result<Vec<Foreign>> {
+    async fn catch_up(&self, _after: Sequence) -> Result<CatchUp> {
         // The folder's lock keeps every other process out: nothing is foreign.
-        Ok(Vec::new())
+        Ok(CatchUp::Foreign(Vec::new()))
     }
 
     async fn check_writable(&self) -> Result<()> {

@@ -1,11 +1,12 @@
 //! The shared store: PostgreSQL, for several gateways on one database. The only module that
 //! names PostgreSQL.
 //!
-//! Every commit is one transaction that locks the log's head row (`SELECT ... FOR UPDATE`),
-//! so commits of all gateways are serialized and each is decided against the newest state: a
-//! head that moved since the decision answers [`Committed::Conflict`]. The transaction applies
-//! the changes, appends the entry, moves the head and notifies; once `COMMIT` returns (with
-//! `synchronous_commit` on) the commit is durable.
+//! Every commit is one transaction that first moves the log's head row from the position its
+//! decision was made at (which locks the row until `COMMIT`), so commits of all gateways are
+//! serialized and each is decided against the newest state: a head that moved since the
+//! decision answers [`Committed::Conflict`]. The transaction moves the head, appends the entry
+//! and notifies, then applies the changes; once `COMMIT` returns (with `synchronous_commit`
+//! on) the commit is durable.
 //!
 //! Each gateway follows the head with `LISTEN` (see [`head`]), and catches up by reading the
 //! entries after its position and the current records of the objects they name (see
@@ -30,7 +31,7 @@ use tokio::sync::watch;
 use self::rows::Touched;
 pub use self::throttle::PgThrottle;
 
-use super::{Change, Committed, Entry, Foreign, LogRange, Sequence, State, Store};
+use super::{CatchUp, Change, Committed, Entry, Foreign, LogRange, Sequence, State, Store};
 use crate::error::{Error, Result};
 
 /// The channel every commit notifies, its payload the new head.
@@ -211,7 +212,7 @@ impl PgStore {
         head::raise(&self.head, to);
     }
 
-    async fn catch_up_now(&self, after: Sequence) -> Result<Vec<Foreign>> {
+    async fn catch_up_now(&self, after: Sequence) -> Result<CatchUp> {
         let mut tx = self.pool.begin().await.map_err(db_error)?;
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             .execute(&mut *tx)
@@ -224,7 +225,7 @@ impl PgStore {
                 .map_err(db_error)?,
         )?;
         if head <= after {
-            return Ok(Vec::new());
+            return Ok(CatchUp::Foreign(Vec::new()));
         }
         let rows = sqlx::query(
             "SELECT sequence, entry::text, touched FROM change_log \
@@ -248,10 +249,7 @@ impl PgStore {
             .all(|(e, expected)| e.sequence == expected);
         if !gap_free || entries.last().map(Entry::sequence) != Some(head) {
             // What changed in between is no longer in the log (pruned past retention).
-            return Err(Error::Unavailable(format!(
-                "this gateway is at log position {after} and the database's log no longer \
-                 holds what follows it; restart the gateway to reload"
-            )));
+            return Ok(CatchUp::Pruned);
         }
         let changes = rows::current(&mut tx, &touched).await?;
         tx.commit().await.map_err(db_error)?;
@@ -259,18 +257,20 @@ impl PgStore {
         // The changes bring a state from `after` to the head in one go: they go with the last
         // entry, the others only carry their events.
         let mut changes = Some(changes);
-        Ok(entries
-            .into_iter()
-            .enumerate()
-            .map(|(i, entry)| Foreign {
-                entry,
-                changes: if i == last {
-                    changes.take().unwrap_or_default()
-                } else {
-                    Vec::new()
-                },
-            })
-            .collect())
+        Ok(CatchUp::Foreign(
+            entries
+                .into_iter()
+                .enumerate()
+                .map(|(i, entry)| Foreign {
+                    entry,
+                    changes: if i == last {
+                        changes.take().unwrap_or_default()
+                    } else {
+                        Vec::new()
+                    },
+                })
+                .collect(),
+        ))
     }
 }
 
@@ -295,42 +295,38 @@ impl Committer {
         let touched: BTreeSet<Touched> = changes.iter().map(Touched::of).collect();
         let touched = serde_json::to_value(&touched).map_err(|e| Error::Internal(e.to_string()))?;
         let mut tx = self.pool.begin().await.map_err(db_error)?;
-        let head: i64 = sqlx::query_scalar("SELECT sequence FROM log_head FOR UPDATE")
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db_error)?;
-        if sequence(head)? != expected {
-            // Rolled back on drop; the head moves our watch too, in case its notification is
-            // still on its way.
+        let at = signed(entry.sequence())?;
+        // Every commit waits for the previous one here, so its round trips are what bounds the
+        // writes of all gateways: moving the head (which locks its row, and re-reads it once a
+        // commit ahead has ended), appending the entry and notifying go as one statement. The
+        // notification leaves at COMMIT.
+        let moved: i64 = sqlx::query_scalar(
+            "WITH head AS ( \
+               UPDATE log_head SET sequence = $2 WHERE sequence = $1 RETURNING sequence), \
+             entry AS ( \
+               INSERT INTO change_log (sequence, at_ms, entry, touched) \
+               SELECT sequence, $3, $4::json, $5 FROM head RETURNING sequence) \
+             SELECT count(*) FROM (SELECT pg_notify($6, sequence::text) FROM entry) notified",
+        )
+        .bind(signed(expected)?)
+        .bind(at)
+        .bind(entry.at_ms)
+        .bind(&text)
+        .bind(&touched)
+        .bind(CHANNEL)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        if moved != 1 {
+            // Another gateway committed first. Rolled back on drop; the head moves our watch
+            // too, in case its notification is still on its way.
             drop(tx);
-            head::raise(&self.head, sequence(head)?);
+            head::raise(&self.head, read_head(&self.pool).await?);
             return Ok(Committed::Conflict);
         }
         for change in changes {
             rows::apply(&mut tx, change).await?;
         }
-        let at = signed(entry.sequence())?;
-        sqlx::query(
-            "INSERT INTO change_log (sequence, at_ms, entry, touched) VALUES ($1, $2, $3::json, $4)",
-        )
-        .bind(at)
-        .bind(entry.at_ms)
-        .bind(&text)
-        .bind(&touched)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error)?;
-        sqlx::query("UPDATE log_head SET sequence = $1")
-            .bind(at)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(CHANNEL)
-            .bind(at.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
         // An error here leaves the outcome unknown to this gateway: nothing is acknowledged,
         // and if the commit did happen the head's follower brings it in like another's.
         tx.commit().await.map_err(db_error)?;
@@ -479,7 +475,7 @@ impl Store for PgStore {
         Ok(usize::try_from(removed.rows_affected()).unwrap_or(usize::MAX))
     }
 
-    async fn catch_up(&self, after: Sequence) -> Result<Vec<Foreign>> {
+    async fn catch_up(&self, after: Sequence) -> Result<CatchUp> {
         self.catch_up_now(after).await
     }
 
