@@ -770,6 +770,8 @@ impl Drop for SledStore {
 #[async_trait::async_trait]
 impl Store for SledStore {
     async fn load(&self) -> Result<(State, Sequence)> {
+        // Commits queued before (fixtures seeded just now) are part of what is loaded.
+        self.applied().await?;
         blocking(|| self.load_state())
     }
 
@@ -899,6 +901,29 @@ mod tests {
         drop(store);
         // Counted over the store's life, across restarts.
         assert_eq!(marker(dir.path()), 6);
+    }
+
+    #[tokio::test]
+    async fn load_and_log_reads_include_commits_still_queued() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut options = StoreOptions::new(dir.path());
+        options.flush = false;
+        let store = SledStore::open(options).unwrap();
+        for i in 1..=50u64 {
+            let entry = Entry::new(Sequence(i), 0, "system", "test");
+            let change = Change::PutSecret(format!("k{i}"), vec![1]);
+            let committed = store.commit(Sequence(i - 1), &[change], &entry).await;
+            assert_eq!(committed.unwrap(), Committed::At(Sequence(i)));
+        }
+        // Not waited for: read at once, every queued commit must be there.
+        let (state, at) = store.load().await.unwrap();
+        assert_eq!(at, Sequence(50));
+        assert!(crate::store::Read::secret(&state, "k50").unwrap().is_some());
+        let log = store
+            .entries(LogRange::after(Sequence(0), 100))
+            .await
+            .unwrap();
+        assert_eq!(log.len(), 50);
     }
 
     #[tokio::test]
