@@ -61,7 +61,7 @@ pub async fn metrics(State(s): State<AppState>, parts: axum::http::request::Part
     }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        super::metrics::render() + &super::metrics::platform_up(s.service.reachability_table()),
+        super::metrics::render() + &super::metrics::platform_up(s.service.platforms_up_or_down()),
     )
         .into_response()
 }

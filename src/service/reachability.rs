@@ -13,6 +13,7 @@ use tokio::sync::broadcast;
 use super::Service;
 use crate::error::Result;
 use crate::model::{Level, Principal, ProbeOutcome, Reachability, ReachabilityState};
+use crate::store::Read;
 
 const CHANGE_BUFFER: usize = 1024;
 
@@ -136,6 +137,18 @@ impl Service {
     /// The prober's side: where it records what it sees.
     pub fn reachability_table(&self) -> &ReachabilityTable {
         &self.reachability
+    }
+
+    /// The platforms this gateway sees up (true) or down (false), among those that exist now:
+    /// one just deleted is left out before the prober has seen its deletion.
+    pub fn platforms_up_or_down(&self) -> Vec<(String, bool)> {
+        let snapshot = self.snapshot();
+        let exists = |name: &str| matches!(snapshot.state.platform(name), Ok(Some(_)));
+        self.reachability
+            .up_or_down()
+            .into_iter()
+            .filter(|(name, _)| exists(name))
+            .collect()
     }
 
     /// A platform's reachability as this gateway sees it, or `None` when there is no such
