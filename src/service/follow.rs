@@ -246,7 +246,9 @@ impl Service {
         let live = self.spine.events.subscribe();
         let published = *self.spine.published.borrow();
         let at = match after {
-            None => Position::after_entry(published),
+            // From the newest state, which the caller may already have read or been answered
+            // from: a commit in it whose events are not yet published is no news to it.
+            None => Position::after_entry(published.max(self.position())),
             Some(text) => {
                 let at = Position::parse(text).ok_or_else(|| {
                     Error::invalid("after", format!("{text:?} is not an event cursor"))
