@@ -772,10 +772,18 @@ async fn a_group_admin_sees_the_platforms_and_no_controls_it_cannot_use() {
              !document.querySelector('#group-t1-g1').hasAttribute('aria-invalid')",
         )
         .await;
-    let (_, body) = app
-        .get("/api/v1/tenants/t1/groups/g1/services/call_recording/")
-        .await;
-    assert_eq!(body["name"], "Platform B", "{body}");
+    // The select shows the new value before its request is answered: the API tells when.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, body) = app
+            .get("/api/v1/tenants/t1/groups/g1/services/call_recording/")
+            .await;
+        if body["name"] == "Platform B" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never assigned: {body}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     // A Tenant Admin sees its tenant's groups, each with its select, and no more.
     ui.page.click("#sign-out").await;
