@@ -587,6 +587,7 @@ fn open_error(path: &Path, e: sled::Error) -> anyhow::Error {
 /// The writer thread: applies the queued commits in log order, as many as are waiting as one
 /// batch, until the store closes (its queue is dropped, then drained).
 fn write_queued(db: &sled::Db, flusher: &Flusher, queued: &mpsc::Receiver<Queued>, flush: bool) {
+    let _failed_if_it_panics = FailOnPanic(flusher);
     while let Ok(first) = queued.recv() {
         let mut last = first.sequence;
         let mut batch = sled::Batch::default();
@@ -605,6 +606,18 @@ fn write_queued(db: &sled::Db, flusher: &Flusher, queued: &mpsc::Receiver<Queued
                 tracing::error!(error = %e, "store write failed; no further write is taken");
                 flusher.fail(e.to_string());
             }
+        }
+    }
+}
+
+/// Fails the store when the writer thread ends in a panic: the requests waiting for their
+/// commits to be applied are answered 503, not left waiting.
+struct FailOnPanic<'a>(&'a Flusher);
+
+impl Drop for FailOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.fail("the store's writer thread panicked".into());
         }
     }
 }
