@@ -9,53 +9,21 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::process::Process;
+use common::process::{Process, call, database_gateway};
 use common::{check_assignments, platform, platform_path, platforms_path};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-const PASSWORD: &str = "admin-password";
+const PASSWORD: &str = common::ADMIN_PASSWORD;
 
 /// `count` gateways on a fresh database, with `extra` flags.
 async fn gateways(count: usize, extra: &[&str]) -> (String, Vec<Process>) {
     let url = common::store::fresh_database(&common::store::admin_url());
     let mut out = Vec::new();
     for _ in 0..count {
-        out.push(gateway(&url, extra).await);
+        out.push(database_gateway(&url, extra).await);
     }
     (url, out)
-}
-
-async fn gateway(url: &str, extra: &[&str]) -> Process {
-    Process::serve_on(
-        &["--database-url", url],
-        &[("CALLREC_ADMIN_PASSWORD", PASSWORD)],
-        extra,
-        None,
-    )
-    .await
-}
-
-async fn call(
-    p: &Process,
-    token: &str,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut request = reqwest::Client::new()
-        .request(method, p.url(path))
-        .bearer_auth(token);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = tokio::time::timeout(Duration::from_secs(30), request.send())
-        .await
-        .expect("answered within 30 s")
-        .expect("answered");
-    let status = response.status();
-    let body = response.json().await.unwrap_or(Value::Null);
-    (status, body)
 }
 
 async fn gql(p: &Process, token: &str, query: &str) -> Value {
@@ -608,7 +576,7 @@ async fn the_database_stopped_and_started_again_gives_503s_then_recovery_losing_
     let Some(server) = OwnServer::create() else {
         return;
     };
-    let g = gateway(&server.url(), &[]).await;
+    let g = database_gateway(&server.url(), &[]).await;
     let token = g.login("admin", PASSWORD).await;
     let mut acknowledged = Vec::new();
     for i in 0..20 {
@@ -798,7 +766,7 @@ async fn exports_move_between_stores_unchanged() {
     }
 
     // The imported database serves: the same users (their passwords), records and log.
-    let g = gateway(&db, &[]).await;
+    let g = database_gateway(&db, &[]).await;
     let token = g.login("operator", "operator-password").await;
     let (_, usage) = call(
         &g,
@@ -823,7 +791,7 @@ async fn gateways_starting_together_apply_the_schema_once_and_a_newer_one_is_ref
         return;
     }
     let url = common::store::fresh_database(&common::store::admin_url());
-    let started = futures_util::future::join_all((0..3).map(|_| gateway(&url, &[]))).await;
+    let started = futures_util::future::join_all((0..3).map(|_| database_gateway(&url, &[]))).await;
     assert_eq!(started.len(), 3);
     let token = started[2].login("admin", PASSWORD).await;
     assert_eq!(

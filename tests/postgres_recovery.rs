@@ -10,45 +10,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::process::Process;
+use common::process::{Process, call, database_gateway};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio::net::{TcpListener, TcpStream};
 
-const PASSWORD: &str = "admin-password";
+const PASSWORD: &str = common::ADMIN_PASSWORD;
 const TENANTS: &str = "/api/v1/tenants/";
-
-async fn gateway(url: &str, extra: &[&str]) -> Process {
-    Process::serve_on(
-        &["--database-url", url],
-        &[("CALLREC_ADMIN_PASSWORD", PASSWORD)],
-        extra,
-        None,
-    )
-    .await
-}
-
-async fn call(
-    p: &Process,
-    token: &str,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut request = reqwest::Client::new()
-        .request(method, p.url(path))
-        .bearer_auth(token);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = tokio::time::timeout(Duration::from_secs(30), request.send())
-        .await
-        .expect("answered within 30 s")
-        .expect("answered");
-    let status = response.status();
-    let body = response.json().await.unwrap_or(Value::Null);
-    (status, body)
-}
 
 async fn add_tenant(p: &Process, token: &str, id: &str) -> (StatusCode, Value) {
     call(
@@ -157,7 +125,7 @@ async fn while_the_database_does_not_answer_a_request_waits_at_most_the_database
     let relay = Relay::start(upstream.clone()).await;
     let through = url.replacen(&upstream, &relay.addr.to_string(), 1);
     assert_ne!(through, url, "the URL names {upstream}");
-    let g = gateway(&through, &["--database-timeout-ms", "300"]).await;
+    let g = database_gateway(&through, &["--database-timeout-ms", "300"]).await;
     let token = g.login("admin", PASSWORD).await;
     assert_eq!(add_tenant(&g, &token, "before").await.0, StatusCode::OK);
 
@@ -233,7 +201,10 @@ async fn a_gateway_whose_next_log_entries_were_pruned_loads_the_state_again() {
         return;
     }
     let url = common::store::fresh_database(&common::store::admin_url());
-    let (a, b) = (gateway(&url, &[]).await, gateway(&url, &[]).await);
+    let (a, b) = (
+        database_gateway(&url, &[]).await,
+        database_gateway(&url, &[]).await,
+    );
     let token = a.login("admin", PASSWORD).await;
     let (status, _) = call(&b, &token, Method::GET, TENANTS, None).await;
     assert_eq!(status, StatusCode::OK, "B is at the log's head");

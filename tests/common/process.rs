@@ -18,6 +18,42 @@ pub struct Process {
     stderr: Option<tokio::task::JoinHandle<String>>,
 }
 
+/// `serve` on the PostgreSQL database at `url`, its first System Admin's password
+/// [`super::ADMIN_PASSWORD`].
+pub async fn database_gateway(url: &str, extra: &[&str]) -> Process {
+    Process::serve_on(
+        &["--database-url", url],
+        &[("CALLREC_ADMIN_PASSWORD", super::ADMIN_PASSWORD)],
+        extra,
+        None,
+    )
+    .await
+}
+
+/// A request to `p` with a bearer token and an optional JSON body: its status and its JSON
+/// answer (null when there is none). Panics unless answered within 30 s.
+pub async fn call(
+    p: &Process,
+    token: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> (reqwest::StatusCode, serde_json::Value) {
+    let mut request = reqwest::Client::new()
+        .request(method, p.url(path))
+        .bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = tokio::time::timeout(Duration::from_secs(30), request.send())
+        .await
+        .expect("answered within 30 s")
+        .expect("answered");
+    let status = response.status();
+    let body = response.json().await.unwrap_or(serde_json::Value::Null);
+    (status, body)
+}
+
 fn drain(child: &mut Child) -> tokio::task::JoinHandle<String> {
     let mut err = child.stderr.take().expect("stderr piped");
     tokio::spawn(async move {
