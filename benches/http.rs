@@ -341,10 +341,7 @@ fn requests_of(addr: SocketAddr, ask: &Ask) -> MakeRequest {
         } => {
             // Each connection modifies its own platform; runs at once send different values.
             let (auth, list, platforms) = (format!("Bearer {token}"), list.clone(), *platforms);
-            let run = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or_default();
+            let run = wrk::run_tag();
             Arc::new(move |c, i| {
                 let path = format!("{list}P{:03}/", c % platforms);
                 let body = format!(r#"{{"description": "revision {run}.{c}.{i}"}}"#);

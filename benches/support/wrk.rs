@@ -132,6 +132,25 @@ impl Wrk {
     }
 }
 
+/// Numbers wrk's threads (each runs a Lua state of its own, which sees its number as `number`)
+/// and counts each thread's requests in `counter`, for requests that must differ from all
+/// others.
+const NUMBERED: &str = "local threads = 0\n\
+                        function setup(thread)\n\
+                          thread:set(\"number\", threads)\n\
+                          threads = threads + 1\n\
+                        end\n\
+                        local counter = 0\n";
+
+/// Sets runs apart that are made at once (two gateways loaded together), so that their
+/// changes differ: a PUT of the value already stored changes nothing.
+pub fn run_tag() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default()
+}
+
 /// A Lua string literal of `text`.
 fn quoted(text: &str) -> String {
     let mut out = String::from("\"");
@@ -175,13 +194,8 @@ fn lua(ask: &Ask) -> String {
             script += "wrk.method = \"POST\"\n";
             script += "wrk.headers[\"Content-Type\"] = \"application/json\"\n";
             script += &format!("local rest = {}\n", quoted(&format!("{rest}}}")));
-            script += "local threads = 0\n\
-                       function setup(thread)\n\
-                         thread:set(\"number\", threads)\n\
-                         threads = threads + 1\n\
-                       end\n\
-                       local counter = 0\n\
-                       function request()\n\
+            script += NUMBERED;
+            script += "function request()\n\
                          counter = counter + 1\n\
                          return wrk.format(nil, nil, nil,\n\
                            '{\"query\": \"# ' .. number .. '.' .. counter .. rest)\n\
@@ -194,20 +208,9 @@ fn lua(ask: &Ask) -> String {
             script += "wrk.headers[\"Content-Type\"] = \"application/json\"\n";
             script += &format!("local list = {}\n", quoted(list));
             script += &format!("local platforms = {platforms}\n");
-            // Scripts running at once (two gateways loaded together) must not send the same
-            // descriptions: a PUT of the value already stored changes nothing.
-            let run = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or_default();
-            script += &format!("local run = \"{run}\"\n");
-            script += "local threads = 0\n\
-                       function setup(thread)\n\
-                         thread:set(\"number\", threads)\n\
-                         threads = threads + 1\n\
-                       end\n\
-                       local counter = 0\n\
-                       function request()\n\
+            script += &format!("local run = \"{}\"\n", run_tag());
+            script += NUMBERED;
+            script += "function request()\n\
                          counter = counter + 1\n\
                          local path = string.format(\"%sP%03d/\", list, counter % platforms)\n\
                          return wrk.format(nil, path, nil,\n\
