@@ -405,39 +405,39 @@ impl SledStore {
     }
 }
 
-fn put_changes(batch: &mut Ops, changes: &[Change]) -> Result<()> {
+fn put_changes(ops: &mut Ops, changes: &[Change]) -> Result<()> {
     {
         for change in changes {
             match change {
                 Change::PutPlatform(p) => {
-                    batch.insert(key(PLATFORM, &[&p.name]), encode(&PlatformRecord::from(p))?)
+                    ops.insert(key(PLATFORM, &[&p.name]), encode(&PlatformRecord::from(p))?)
                 }
-                Change::DeletePlatform(name) => batch.remove(key(PLATFORM, &[name])),
-                Change::SetDefault(Some(name)) => batch.insert(DEFAULT, name.as_bytes()),
-                Change::SetDefault(None) => batch.remove(DEFAULT),
+                Change::DeletePlatform(name) => ops.remove(key(PLATFORM, &[name])),
+                Change::SetDefault(Some(name)) => ops.insert(DEFAULT, name.as_bytes()),
+                Change::SetDefault(None) => ops.remove(DEFAULT),
                 Change::PutProperties(p) => {
-                    batch.insert(PROPERTIES, encode(&PropertiesRecord::from(p))?)
+                    ops.insert(PROPERTIES, encode(&PropertiesRecord::from(p))?)
                 }
-                Change::PutTenant(t) => batch.insert(
+                Change::PutTenant(t) => ops.insert(
                     key(TENANT, &[&t.tenant_id]),
                     encode(&TenantRecord::from(t))?,
                 ),
-                Change::DeleteTenant(id) => batch.remove(key(TENANT, &[id])),
-                Change::PutGroup(g) => batch.insert(
+                Change::DeleteTenant(id) => ops.remove(key(TENANT, &[id])),
+                Change::PutGroup(g) => ops.insert(
                     key(GROUP, &[&g.tenant_id, &g.group_id]),
                     encode(&GroupRecord::from(g))?,
                 ),
-                Change::DeleteGroup(r) => batch.remove(key(GROUP, &[&r.tenant_id, &r.group_id])),
+                Change::DeleteGroup(r) => ops.remove(key(GROUP, &[&r.tenant_id, &r.group_id])),
                 Change::PutUser(u) => {
-                    batch.insert(key(USER, &[&u.username]), encode(&UserRecord::from(u))?)
+                    ops.insert(key(USER, &[&u.username]), encode(&UserRecord::from(u))?)
                 }
-                Change::DeleteUser(name) => batch.remove(key(USER, &[name])),
+                Change::DeleteUser(name) => ops.remove(key(USER, &[name])),
                 Change::PutSession(s) => {
-                    batch.insert(key(SESSION, &[&s.id]), encode(&SessionRecord::from(s))?)
+                    ops.insert(key(SESSION, &[&s.id]), encode(&SessionRecord::from(s))?)
                 }
-                Change::DeleteSession(id) => batch.remove(key(SESSION, &[id])),
+                Change::DeleteSession(id) => ops.remove(key(SESSION, &[id])),
                 Change::PutSecret(name, value) => {
-                    batch.insert(key(SECRET, &[name]), value.as_slice())
+                    ops.insert(key(SECRET, &[name]), value.as_slice())
                 }
             }
         }
@@ -446,7 +446,7 @@ fn put_changes(batch: &mut Ops, changes: &[Change]) -> Result<()> {
 }
 
 impl SledStore {
-    fn commit_now(
+    fn queue_commit(
         &self,
         expected: Sequence,
         changes: &[Change],
@@ -476,7 +476,7 @@ impl SledStore {
     pub fn seed(&self, changes: &[Change]) -> Result<Sequence> {
         let last = Sequence(self.last());
         let entry = Entry::new(last.next(), super::now_ms(), "system", "seed");
-        match self.commit_now(last, changes, &entry)? {
+        match self.queue_commit(last, changes, &entry)? {
             Committed::At(at) => Ok(at),
             Committed::Conflict => Err(Error::Internal("a seed raced another commit".into())),
         }
@@ -795,7 +795,7 @@ impl Store for SledStore {
         entry: &Entry,
     ) -> Result<Committed> {
         // Encodes and queues: nothing here waits for sled.
-        self.commit_now(expected, changes, entry)
+        self.queue_commit(expected, changes, entry)
     }
 
     async fn durable(&self, sequence: Sequence) -> Result<()> {
