@@ -59,19 +59,33 @@ impl Reserve {
 
     /// A slot for one more connection and the token that ends it, making room by ending the
     /// oldest one when the reserve is full.
-    fn admit(&mut self) -> Option<(OwnedSemaphorePermit, CancellationToken)> {
+    ///
+    /// A connection ended here gives its slot back only once its task runs, and the accept
+    /// loop keeps its worker busy while a backlog of newcomers is ready: so a newcomer waits
+    /// up to [`RESERVE_CLOSING`] for a slot instead of being closed for want of a yield.
+    async fn admit(&mut self) -> Option<(OwnedSemaphorePermit, CancellationToken)> {
         self.open.retain(|c| !c.is_cancelled());
         if self.open.len() >= AT_CAPACITY_RESERVE
             && let Some(oldest) = self.open.pop_front()
         {
             oldest.cancel();
         }
-        let permit = self.slots.clone().try_acquire_owned().ok()?;
+        let permit = match self.slots.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => tokio::time::timeout(RESERVE_CLOSING, self.slots.clone().acquire_owned())
+                .await
+                .ok()?
+                .ok()?,
+        };
         let end = CancellationToken::new();
         self.open.push_back(end.clone());
         Some((permit, end))
     }
 }
+
+/// How long a connection past the cap waits for a reserve slot that an ended connection is
+/// about to give back; past it, the newcomer is closed.
+const RESERVE_CLOSING: Duration = Duration::from_millis(250);
 
 /// Files the process keeps open beside its connections (the store's, the log, listeners).
 const OTHER_FILES: u64 = 96;
@@ -216,7 +230,7 @@ pub async fn serve(
                     );
                 }
                 // Without a reserve slot the stream is dropped here: closed at once.
-                if let Some((permit, end)) = reserve.admit() {
+                if let Some((permit, end)) = reserve.admit().await {
                     let connection =
                         open(&at_capacity, stream, Slot::new(permit), &at_capacity_app, &limits);
                     let life = limits.first_bytes;
@@ -337,24 +351,48 @@ mod tests {
         assert_eq!(throttle.admit(start + Duration::from_millis(2500)), Some(1));
     }
 
-    #[test]
-    fn a_full_reserve_ends_its_oldest_connection_for_a_newcomer() {
+    #[tokio::test]
+    async fn a_full_reserve_ends_its_oldest_connection_for_a_newcomer() {
         let mut reserve = Reserve::new();
-        let admitted: Vec<_> = (0..AT_CAPACITY_RESERVE)
-            .map(|_| reserve.admit().expect("room"))
-            .collect();
+        let mut admitted = Vec::new();
+        for _ in 0..AT_CAPACITY_RESERVE {
+            admitted.push(reserve.admit().await.expect("room"));
+        }
         assert!(admitted.iter().all(|(_, end)| !end.is_cancelled()));
-        let newcomer = reserve.admit().expect("room made");
+        let newcomer = reserve.admit().await.expect("room made");
         assert!(admitted[0].1.is_cancelled());
         assert!(admitted[1..].iter().all(|(_, end)| !end.is_cancelled()));
         // Ended connections whose sockets are not closed yet still count, up to a bound.
         let mut more = vec![newcomer];
-        while let Some(admitted) = reserve.admit() {
+        while let Some(admitted) = reserve.admit().await {
             more.push(admitted);
             assert!(more.len() <= 2 * AT_CAPACITY_RESERVE, "unbounded");
         }
         drop(admitted);
-        assert!(reserve.admit().is_some(), "closed sockets free their slots");
+        assert!(
+            reserve.admit().await.is_some(),
+            "closed sockets free their slots"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_newcomer_waits_for_the_slot_an_ended_connection_is_giving_back() {
+        let mut reserve = Reserve::new();
+        let mut admitted = Vec::new();
+        while let Some(one) = reserve.admit().await {
+            admitted.push(one);
+        }
+        // The oldest ended connection's task runs only after the newcomer has asked.
+        let (oldest, _) = admitted.remove(0);
+        let closing = tokio::spawn(async move {
+            tokio::task::yield_now().await;
+            drop(oldest);
+        });
+        assert!(
+            reserve.admit().await.is_some(),
+            "refused while a slot was coming back"
+        );
+        closing.await.unwrap();
     }
 
     #[test]
