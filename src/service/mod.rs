@@ -5,6 +5,7 @@ mod audit;
 mod events;
 mod follow;
 mod org;
+mod pending;
 mod platforms;
 mod properties;
 mod reachability;
@@ -15,19 +16,20 @@ mod users;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{broadcast, oneshot, watch};
 
 pub use self::audit::{AUDIT_PAGE_MAX, AuditPage, AuditQuery};
 pub use self::events::{Event, LoggedEvent};
 pub use self::follow::EventStream;
+use self::pending::{Outcome, Pending};
 pub use self::platforms::{PlatformEntry, PlatformList};
 pub use self::reachability::{ReachabilityChange, ReachabilityTable};
 use self::sessions::KnownToken;
 pub use self::sessions::{LoginAnswer, RefreshAnswer, SessionSettings};
 pub use self::sizes::ListSizes;
 use crate::auth::{LoginThrottle, PasswordChecks, Throttle, Tokens};
-use crate::error::Result;
-use crate::store::{CatchUp, Change, Committed, Entry, Read, Sequence, State, Store};
+use crate::error::{Error, Result};
+use crate::store::{CatchUp, Change, Commit, Entry, Read, Sequence, State, Store};
 
 const EVENT_BUFFER: usize = 1024;
 /// The actor of what the server does by itself: the bootstrap of a new store, pruning.
@@ -78,7 +80,9 @@ pub(crate) struct Spine {
     store: Arc<dyn Store>,
     /// The newest state; readers clone the `Arc` and never wait for a writer.
     head: RwLock<Arc<Snapshot>>,
-    /// Orders this process's writers (and catching up with other processes' commits).
+    /// Decisions not yet committed (see [`pending`]).
+    pending: Mutex<Pending>,
+    /// Orders this process's commits and catching up with other processes' ones.
     write_gate: tokio::sync::Mutex<()>,
     events: broadcast::Sender<Arc<Published>>,
     /// The last log position whose events are published (so also durable).
@@ -91,6 +95,10 @@ pub(crate) struct Spine {
 impl Spine {
     fn snapshot(&self) -> Arc<Snapshot> {
         self.head.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn lock_pending(&self) -> std::sync::MutexGuard<'_, Pending> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn install(&self, snapshot: Arc<Snapshot>) {
@@ -187,6 +195,14 @@ pub(crate) struct Decision<T> {
     events: Vec<Event>,
 }
 
+/// A decision as [`Service::write`] goes on with it.
+enum Decided<T> {
+    /// Queued, or made against commits still pending: the answer once the outcome comes.
+    Waiting(Result<T>),
+    /// Made against the head, changing nothing: the answer once the head is durable.
+    Now(Sequence, Result<T>),
+}
+
 impl<T> Decision<T> {
     fn new(value: T) -> Self {
         Decision {
@@ -216,6 +232,7 @@ impl Service {
         let spine = Arc::new(Spine {
             store,
             head: RwLock::new(Snapshot::new(sequence, state)),
+            pending: Mutex::new(Pending::default()),
             write_gate: tokio::sync::Mutex::new(()),
             events,
             published: watch::Sender::new(sequence),
@@ -307,58 +324,80 @@ impl Service {
         f(&self.snapshot().state)
     }
 
-    /// Decides against the newest state, commits what was decided with its log entry as one
-    /// atomic write, and answers once that commit (and every earlier one) is on disk. When
-    /// another process committed first, catches up and decides again: `decide` must have no
-    /// effect but its decision.
+    /// Decides against the newest state (with every decision not yet committed applied),
+    /// commits what was decided with its log entry as one atomic write, and answers once that
+    /// commit (and every earlier one) is on disk. When the decision cannot hold (another
+    /// process committed first, or a decision before it failed), decides again: `decide` must
+    /// have no effect but its decision. See [`pending`].
     async fn write<T>(
         &self,
         origin: Origin<'_>,
         decide: impl Fn(&dyn Read) -> Result<Decision<T>>,
     ) -> Result<T> {
         let spine = &self.spine;
-        let gate = spine.write_gate.lock().await;
         loop {
-            let snap = spine.snapshot();
-            let decision = decide(&snap.state)?;
-            if decision.changes.is_empty() {
-                drop(gate);
-                // Nothing to write, but the answer may show an earlier commit: wait for it too.
-                spine.store.durable(snap.sequence).await?;
-                return Ok(decision.value);
-            }
-            let sequence = snap.sequence.next();
-            let mut entry = Entry::new(
-                sequence,
-                crate::store::now_ms(),
-                origin.actor,
-                origin.operation,
-            );
-            entry.request_id = request_id();
-            entry.changes = audit::describe(&snap.state, &decision.changes);
-            entry.events = decision.events.iter().map(Into::into).collect();
-            match spine
-                .store
-                .commit(snap.sequence, &decision.changes, &entry)
-                .await?
-            {
-                Committed::At(at) => {
-                    let mut state = snap.state.clone();
-                    for change in &decision.changes {
-                        state.apply(change);
-                    }
-                    spine
-                        .recent
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .insert(at.0, Arc::new(entry));
-                    spine.install(Snapshot::new(at, state));
-                    drop(gate);
+            let (answer, outcome) = oneshot::channel();
+            let decided = match self.decide_and_queue(origin, &decide, answer) {
+                Decided::Waiting(decided) => decided,
+                Decided::Now(at, decided) => {
+                    // Nothing to write, but the answer may show an earlier commit: wait for it
+                    // too.
                     spine.store.durable(at).await?;
-                    return Ok(decision.value);
+                    return decided;
                 }
-                Committed::Conflict => spine.catch_up().await?,
+            };
+            match outcome.await {
+                Ok(Ok(Outcome::At(at))) => {
+                    spine.store.durable(at).await?;
+                    return decided;
+                }
+                Ok(Ok(Outcome::Again)) => continue,
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Err(Error::Internal("a commit task ended unanswered".into())),
             }
+        }
+    }
+
+    /// Decides against the tip and queues the commit, or has `answer` wait for the tip when
+    /// the decision depends on commits still pending.
+    fn decide_and_queue<T>(
+        &self,
+        origin: Origin<'_>,
+        decide: &impl Fn(&dyn Read) -> Result<Decision<T>>,
+        answer: pending::Answer,
+    ) -> Decided<T> {
+        let spine = &self.spine;
+        let mut pending = spine.lock_pending();
+        let (at, state, pending_tip) = pending.tip(|| spine.snapshot());
+        match decide(&state) {
+            Ok(decision) if !decision.changes.is_empty() => {
+                let mut entry = Entry::new(
+                    at.next(),
+                    crate::store::now_ms(),
+                    origin.actor,
+                    origin.operation,
+                );
+                entry.request_id = request_id();
+                entry.changes = audit::describe(&state, &decision.changes);
+                entry.events = decision.events.iter().map(Into::into).collect();
+                let mut next = state;
+                for change in &decision.changes {
+                    next.apply(change);
+                }
+                let commit = Commit {
+                    changes: decision.changes,
+                    entry,
+                };
+                if pending.queue(commit, next, answer) {
+                    tokio::spawn(pending::commit_queued(spine.clone()));
+                }
+                Decided::Waiting(Ok(decision.value))
+            }
+            decided if pending_tip => {
+                pending.wait_for_tip(answer);
+                Decided::Waiting(decided.map(|d| d.value))
+            }
+            decided => Decided::Now(at, decided.map(|d| d.value)),
         }
     }
 

@@ -105,6 +105,13 @@ pub enum Committed {
     Conflict,
 }
 
+/// One decision to commit: its changes and the log entry that records them.
+#[derive(Debug, Clone)]
+pub struct Commit {
+    pub changes: Vec<Change>,
+    pub entry: Entry,
+}
+
 /// What another process committed: its entry, and the changes that bring a state up to it.
 pub struct Foreign {
     pub entry: Entry,
@@ -127,14 +134,10 @@ pub enum CatchUp {
 pub trait Store: Send + Sync + 'static {
     /// Everything stored, and the log position it includes.
     async fn load(&self) -> Result<(State, Sequence)>;
-    /// Applies `changes` and appends `entry` (numbered `expected + 1`) as one atomic write, if
-    /// the log still ends at `expected`.
-    async fn commit(
-        &self,
-        expected: Sequence,
-        changes: &[Change],
-        entry: &Entry,
-    ) -> Result<Committed>;
+    /// Applies each commit's changes and appends its entry (numbered from `expected + 1` on,
+    /// in order) as one atomic write, if the log still ends at `expected`; answers the last
+    /// one's position. All or none of them are committed.
+    async fn commit(&self, expected: Sequence, commits: &[Commit]) -> Result<Committed>;
     /// Resolves once every commit up to `sequence` is on disk.
     async fn durable(&self, sequence: Sequence) -> Result<()>;
     /// The last durable log position, moved by every commit once it is on disk (from

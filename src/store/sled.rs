@@ -28,7 +28,7 @@ use tokio::sync::watch;
 use super::records::{
     GroupRecord, PlatformRecord, PropertiesRecord, SessionRecord, TenantRecord, UserRecord,
 };
-use super::{CatchUp, Change, Committed, Entry, LogRange, Sequence, State, Store};
+use super::{CatchUp, Change, Commit, Committed, Entry, LogRange, Sequence, State, Store};
 use crate::error::{Error, Result};
 use crate::model::{Group, Platform, Properties, Tenant, User};
 
@@ -788,14 +788,17 @@ impl Store for SledStore {
         blocking(|| self.load_state())
     }
 
-    async fn commit(
-        &self,
-        expected: Sequence,
-        changes: &[Change],
-        entry: &Entry,
-    ) -> Result<Committed> {
-        // Encodes and queues: nothing here waits for sled.
-        self.queue_commit(expected, changes, entry)
+    async fn commit(&self, expected: Sequence, commits: &[Commit]) -> Result<Committed> {
+        // Encodes and queues: nothing here waits for sled. Only this process writes, so a
+        // batch that starts at the log's end goes in whole.
+        let mut at = expected;
+        for commit in commits {
+            match self.queue_commit(at, &commit.changes, &commit.entry)? {
+                Committed::At(next) => at = next,
+                Committed::Conflict => return Ok(Committed::Conflict),
+            }
+        }
+        Ok(Committed::At(at))
     }
 
     async fn durable(&self, sequence: Sequence) -> Result<()> {
@@ -879,12 +882,19 @@ mod tests {
             .unwrap_or(0)
     }
 
+    fn commit(change: Change, entry: Entry) -> Commit {
+        Commit {
+            changes: vec![change],
+            entry,
+        }
+    }
+
     async fn put_secret(store: &SledStore, name: &str) -> Sequence {
         let last = store.durable_head().borrow().0.max(store.last());
         let entry = Entry::new(Sequence(last + 1), 0, "system", "test");
         let change = Change::PutSecret(name.into(), vec![1]);
         let Committed::At(at) = store
-            .commit(Sequence(last), &[change], &entry)
+            .commit(Sequence(last), &[commit(change, entry)])
             .await
             .unwrap()
         else {
@@ -925,7 +935,9 @@ mod tests {
         for i in 1..=50u64 {
             let entry = Entry::new(Sequence(i), 0, "system", "test");
             let change = Change::PutSecret(format!("k{i}"), vec![1]);
-            let committed = store.commit(Sequence(i - 1), &[change], &entry).await;
+            let committed = store
+                .commit(Sequence(i - 1), &[commit(change, entry)])
+                .await;
             assert_eq!(committed.unwrap(), Committed::At(Sequence(i)));
         }
         // Not waited for: read at once, every queued commit must be there.
@@ -948,8 +960,7 @@ mod tests {
         let outcome = store
             .commit(
                 Sequence(0),
-                &[Change::PutSecret("b".into(), vec![2])],
-                &stale,
+                &[commit(Change::PutSecret("b".into(), vec![2]), stale)],
             )
             .await
             .unwrap();

@@ -20,7 +20,6 @@ mod throttle;
 
 use std::collections::BTreeSet;
 use std::str::FromStr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -31,7 +30,7 @@ use tokio::sync::watch;
 use self::rows::Touched;
 pub use self::throttle::PgThrottle;
 
-use super::{CatchUp, Change, Committed, Entry, Foreign, LogRange, Sequence, State, Store};
+use super::{CatchUp, Change, Commit, Committed, Entry, Foreign, LogRange, Sequence, State, Store};
 use crate::error::{Error, Result};
 
 /// The channel every commit notifies, its payload the new head.
@@ -62,7 +61,7 @@ pub struct PgStore {
     pool: PgPool,
     head: watch::Sender<Sequence>,
     /// The last sequence this gateway committed.
-    committed: Arc<AtomicU64>,
+    committed: AtomicU64,
     /// Looks at the head row shared by the requests that wait for one together.
     look: look::SharedLook,
     follower: tokio::task::JoinHandle<()>,
@@ -151,7 +150,7 @@ impl PgStore {
         Ok(PgStore {
             pool,
             head,
-            committed: Arc::new(AtomicU64::new(0)),
+            committed: AtomicU64::new(0),
             look: look::SharedLook::default(),
             follower,
             failure: watch::Sender::new(None),
@@ -274,44 +273,52 @@ impl PgStore {
     }
 }
 
-/// What a commit needs of the store, owned, to run on a task of its own.
-struct Committer {
-    pool: PgPool,
-    head: watch::Sender<Sequence>,
-    committed: Arc<AtomicU64>,
-}
-
-impl Committer {
-    async fn commit(
-        &self,
-        expected: Sequence,
-        changes: &[Change],
-        entry: &Entry,
-    ) -> Result<Committed> {
-        if entry.sequence != expected.0 + 1 {
+impl PgStore {
+    async fn commit_now(&self, expected: Sequence, commits: &[Commit]) -> Result<Committed> {
+        let Some(last) = commits.last().map(|c| c.entry.sequence()) else {
+            return Ok(Committed::At(expected));
+        };
+        let numbered = commits
+            .iter()
+            .zip(expected.0 + 1..)
+            .all(|(c, at)| c.entry.sequence == at);
+        if !numbered {
             return Ok(Committed::Conflict);
         }
-        let text = serde_json::to_string(entry).map_err(|e| Error::Internal(e.to_string()))?;
-        let touched: BTreeSet<Touched> = changes.iter().map(Touched::of).collect();
-        let touched = serde_json::to_value(&touched).map_err(|e| Error::Internal(e.to_string()))?;
+        let mut sequences = Vec::with_capacity(commits.len());
+        let mut made_ms = Vec::with_capacity(commits.len());
+        let mut texts = Vec::with_capacity(commits.len());
+        let mut touched = Vec::with_capacity(commits.len());
+        for commit in commits {
+            sequences.push(signed(commit.entry.sequence())?);
+            made_ms.push(commit.entry.at_ms);
+            texts.push(
+                serde_json::to_string(&commit.entry).map_err(|e| Error::Internal(e.to_string()))?,
+            );
+            let names: BTreeSet<Touched> = commit.changes.iter().map(Touched::of).collect();
+            touched.push(serde_json::to_value(&names).map_err(|e| Error::Internal(e.to_string()))?);
+        }
         let mut tx = self.pool.begin().await.map_err(db_error)?;
-        let at = signed(entry.sequence())?;
         // Every commit waits for the previous one here, so its round trips are what bounds the
         // writes of all gateways: moving the head (which locks its row, and re-reads it once a
-        // commit ahead has ended), appending the entry and notifying go as one statement. The
-        // notification leaves at COMMIT.
+        // commit ahead has ended), appending the entries and notifying go as one statement.
+        // The notification leaves at COMMIT.
         let moved: i64 = sqlx::query_scalar(
             "WITH head AS ( \
                UPDATE log_head SET sequence = $2 WHERE sequence = $1 RETURNING sequence), \
              entry AS ( \
                INSERT INTO change_log (sequence, at_ms, entry, touched) \
-               SELECT sequence, $3, $4::json, $5 FROM head RETURNING sequence) \
-             SELECT count(*) FROM (SELECT pg_notify($6, sequence::text) FROM entry) notified",
+               SELECT e.sequence, e.at_ms, e.entry::json, e.touched \
+               FROM head, unnest($3::bigint[], $4::bigint[], $5::text[], $6::jsonb[]) \
+                 AS e(sequence, at_ms, entry, touched) \
+               RETURNING sequence) \
+             SELECT count(*) FROM (SELECT pg_notify($7, sequence::text) FROM head) notified",
         )
         .bind(signed(expected)?)
-        .bind(at)
-        .bind(entry.at_ms)
-        .bind(&text)
+        .bind(signed(last)?)
+        .bind(&sequences)
+        .bind(&made_ms)
+        .bind(&texts)
         .bind(&touched)
         .bind(CHANNEL)
         .fetch_one(&mut *tx)
@@ -321,10 +328,10 @@ impl Committer {
             // Another gateway committed first. Rolled back on drop; the head moves our watch
             // too, in case its notification is still on its way.
             drop(tx);
-            head::raise(&self.head, read_head(&self.pool).await?);
+            self.raise_head(read_head(&self.pool).await?);
             return Ok(Committed::Conflict);
         }
-        for change in changes {
+        for change in commits.iter().flat_map(|c| &c.changes) {
             rows::apply(&mut tx, change).await?;
         }
         // An error here leaves the outcome unknown to this gateway: nothing is acknowledged,
@@ -333,8 +340,8 @@ impl Committer {
         // The head moves in `durable`, once the service holds the new state (or with the
         // notification): moved here, the log's follower would race the service to catch up
         // with a commit of its own.
-        self.committed.fetch_max(entry.sequence, Ordering::SeqCst);
-        Ok(Committed::At(entry.sequence()))
+        self.committed.fetch_max(last.0, Ordering::SeqCst);
+        Ok(Committed::At(last))
     }
 }
 
@@ -375,23 +382,8 @@ impl Store for PgStore {
         Ok((state, head))
     }
 
-    async fn commit(
-        &self,
-        expected: Sequence,
-        changes: &[Change],
-        entry: &Entry,
-    ) -> Result<Committed> {
-        // On a task of its own: a commit once started is carried through (or rolled back)
-        // whether or not its request is still waiting, as it would be on any other store.
-        let store = Committer {
-            pool: self.pool.clone(),
-            head: self.head.clone(),
-            committed: self.committed.clone(),
-        };
-        let (changes, entry) = (changes.to_vec(), entry.clone());
-        tokio::spawn(async move { store.commit(expected, &changes, &entry).await })
-            .await
-            .map_err(|e| Error::Internal(format!("a commit task failed: {e}")))?
+    async fn commit(&self, expected: Sequence, commits: &[Commit]) -> Result<Committed> {
+        self.commit_now(expected, commits).await
     }
 
     async fn durable(&self, sequence: Sequence) -> Result<()> {
