@@ -23,7 +23,7 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Connection, Row};
 use tokio::sync::watch;
 
@@ -41,7 +41,8 @@ const CHANNEL: &str = "callrec_log";
 pub struct PgOptions {
     /// `postgres://user:password@host:port/database?sslmode=...`
     pub url: String,
-    /// Connections the pool keeps at most (the LISTEN connection is one more).
+    /// Connections the pool keeps at most (the LISTEN connection and the look at the head
+    /// are two more).
     pub pool: u32,
     /// How long a request waits for a connection before it is answered 503.
     pub acquire_timeout: Duration,
@@ -64,6 +65,11 @@ pub struct PgStore {
     committed: AtomicU64,
     /// Looks at the head row shared by the requests that wait for one together.
     look: look::SharedLook,
+    /// The connection those looks go over (see [`PgStore::look_at_head`]).
+    look_connection: tokio::sync::Mutex<Option<PgConnection>>,
+    connect: PgConnectOptions,
+    /// How long a look or a pooled connection may take before the request is answered 503.
+    timeout: Duration,
     follower: tokio::task::JoinHandle<()>,
     /// Never set: a database that went away comes back, and each request finds out for
     /// itself (503) until it does.
@@ -141,7 +147,7 @@ impl PgStore {
                     Ok(())
                 })
             })
-            .connect_with(connect)
+            .connect_with(connect.clone())
             .await
             .map_err(|e| anyhow::anyhow!("cannot connect to the database: {e}"))?;
         let at = read_head(&pool).await.map_err(anyhow::Error::from)?;
@@ -152,6 +158,9 @@ impl PgStore {
             head,
             committed: AtomicU64::new(0),
             look: look::SharedLook::default(),
+            look_connection: tokio::sync::Mutex::new(None),
+            connect,
+            timeout: options.acquire_timeout,
             follower,
             failure: watch::Sender::new(None),
         })
@@ -205,6 +214,38 @@ impl PgStore {
         tx.commit().await.map_err(db_error)?;
         self.raise_head(sequence);
         Ok(())
+    }
+
+    /// Reads the head row over a connection kept for this alone: one round trip, where a
+    /// pooled connection would take two (the pool checks a connection before lending it).
+    /// A connection that failed or took too long is dropped, and the next look makes a new
+    /// one, so that a database that went away and came back is looked at again.
+    async fn look_at_head(&self) -> Result<Sequence> {
+        let mut kept = self.look_connection.lock().await;
+        let looked = tokio::time::timeout(self.timeout, async {
+            let connection = match kept.as_mut() {
+                Some(connection) => connection,
+                None => kept.insert(PgConnection::connect_with(&self.connect).await?),
+            };
+            sqlx::query_scalar::<_, i64>("SELECT sequence FROM log_head")
+                .fetch_one(connection)
+                .await
+        })
+        .await;
+        match looked {
+            Ok(Ok(head)) => sequence(head),
+            Ok(Err(e)) => {
+                *kept = None;
+                Err(db_error(e))
+            }
+            Err(_) => {
+                *kept = None;
+                Err(Error::Unavailable(format!(
+                    "the database did not answer within {} ms",
+                    self.timeout.as_millis()
+                )))
+            }
+        }
     }
 
     fn raise_head(&self, to: Sequence) {
@@ -472,7 +513,7 @@ impl Store for PgStore {
     }
 
     async fn newest(&self) -> Result<Option<Sequence>> {
-        let head = self.look.newest(|| read_head(&self.pool)).await?;
+        let head = self.look.newest(|| self.look_at_head()).await?;
         self.raise_head(head);
         Ok(Some(head))
     }
