@@ -42,20 +42,16 @@ impl PgThrottle {
     async fn begin_now(&self, username: &str) -> Result<()> {
         let now = now_ms();
         let mut tx = self.pool.begin().await.map_err(db_error)?;
-        sqlx::query(
+        // One statement that always answers the row, locked: with an insert that does
+        // nothing on a conflict and a select after it, the row could be deleted in between
+        // (an attempt of the same user ending) and the select find nothing.
+        let row = sqlx::query(
             "INSERT INTO login_failures (username, window_start_ms) VALUES ($1, $2) \
-             ON CONFLICT (username) DO NOTHING",
+             ON CONFLICT (username) DO UPDATE SET username = EXCLUDED.username \
+             RETURNING failures, in_flight, window_start_ms, locked_until_ms",
         )
         .bind(username)
         .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error)?;
-        let row = sqlx::query(
-            "SELECT failures, in_flight, window_start_ms, locked_until_ms FROM login_failures \
-             WHERE username = $1 FOR UPDATE",
-        )
-        .bind(username)
         .fetch_one(&mut *tx)
         .await
         .map_err(db_error)?;
