@@ -191,9 +191,7 @@ impl PgStore {
         if head != 0 || users != 0 {
             anyhow::bail!("the database is not empty: import only into a new one");
         }
-        for change in changes {
-            rows::apply(&mut tx, change).await?;
-        }
+        rows::apply_all(&mut tx, changes).await?;
         for entry in log {
             let text = serde_json::to_string(entry)?;
             sqlx::query(
@@ -372,9 +370,7 @@ impl PgStore {
             self.raise_head(read_head(&self.pool).await?);
             return Ok(Committed::Conflict);
         }
-        for change in commits.iter().flat_map(|c| &c.changes) {
-            rows::apply(&mut tx, change).await?;
-        }
+        rows::apply_all(&mut tx, commits.iter().flat_map(|c| &c.changes)).await?;
         // An error here leaves the outcome unknown to this gateway: nothing is acknowledged,
         // and if the commit did happen the head's follower brings it in like another's.
         tx.commit().await.map_err(db_error)?;

@@ -1,7 +1,7 @@
 //! A commit's changes as rows, and the objects a log entry names so that another gateway can
 //! read them back.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, Row};
@@ -98,76 +98,168 @@ pub(super) fn record<T: serde::de::DeserializeOwned>(
     serde_json::from_value(value).map_err(|e| corrupt(what, e))
 }
 
-/// Applies one change inside the commit's transaction.
-pub(super) async fn apply(conn: &mut PgConnection, change: &Change) -> Result<()> {
-    let query = match change {
-        Change::PutPlatform(p) => sqlx::query(
-            "INSERT INTO platforms (name, record) VALUES ($1, $2) \
-             ON CONFLICT (name) DO UPDATE SET record = EXCLUDED.record",
-        )
-        .bind(&p.name)
-        .bind(json(&PlatformRecord::from(p))?),
-        Change::DeletePlatform(name) => {
-            sqlx::query("DELETE FROM platforms WHERE name = $1").bind(name)
+/// The rows of one table keyed by one text column: what to write and what to remove.
+#[derive(Default)]
+struct Keyed<V> {
+    keys: Vec<String>,
+    values: Vec<V>,
+    removed: Vec<String>,
+}
+
+impl<V> Keyed<V> {
+    fn put(&mut self, key: &str, value: V) {
+        self.keys.push(key.to_owned());
+        self.values.push(value);
+    }
+
+    fn remove(&mut self, key: &str) {
+        self.removed.push(key.to_owned());
+    }
+}
+
+impl<V> Keyed<V>
+where
+    V: for<'q> sqlx::Encode<'q, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
+    V: sqlx::postgres::PgHasArrayType + Send,
+{
+    /// At most two statements: one upsert of every row written, one delete of every row
+    /// removed. `table`, `key` and `value` are this module's constants.
+    async fn write(
+        self,
+        conn: &mut PgConnection,
+        table: &str,
+        key: &str,
+        value: &str,
+        sql_type: &str,
+    ) -> Result<()> {
+        if !self.keys.is_empty() {
+            sqlx::query(&format!(
+                "INSERT INTO {table} ({key}, {value}) \
+                 SELECT * FROM unnest($1::text[], $2::{sql_type}[]) \
+                 ON CONFLICT ({key}) DO UPDATE SET {value} = EXCLUDED.{value}"
+            ))
+            .bind(self.keys)
+            .bind(self.values)
+            .execute(&mut *conn)
+            .await
+            .map_err(db_error)?;
         }
-        Change::SetDefault(Some(name)) => sqlx::query(
-            "INSERT INTO settings (name, record) VALUES ($1, $2) \
-             ON CONFLICT (name) DO UPDATE SET record = EXCLUDED.record",
-        )
-        .bind(DEFAULT)
-        .bind(serde_json::Value::from(name.as_str())),
-        Change::SetDefault(None) => {
-            sqlx::query("DELETE FROM settings WHERE name = $1").bind(DEFAULT)
+        if !self.removed.is_empty() {
+            sqlx::query(&format!("DELETE FROM {table} WHERE {key} = ANY($1)"))
+                .bind(self.removed)
+                .execute(&mut *conn)
+                .await
+                .map_err(db_error)?;
         }
-        Change::PutProperties(p) => sqlx::query(
-            "INSERT INTO settings (name, record) VALUES ($1, $2) \
-             ON CONFLICT (name) DO UPDATE SET record = EXCLUDED.record",
-        )
-        .bind(PROPERTIES)
-        .bind(json(&PropertiesRecord::from(p))?),
-        Change::PutTenant(t) => sqlx::query(
-            "INSERT INTO tenants (tenant_id, record) VALUES ($1, $2) \
-             ON CONFLICT (tenant_id) DO UPDATE SET record = EXCLUDED.record",
-        )
-        .bind(&t.tenant_id)
-        .bind(json(&TenantRecord::from(t))?),
-        Change::DeleteTenant(id) => {
-            sqlx::query("DELETE FROM tenants WHERE tenant_id = $1").bind(id)
+        Ok(())
+    }
+}
+
+/// Groups, keyed by two columns.
+#[derive(Default)]
+struct Groups {
+    tenants: Vec<String>,
+    groups: Vec<String>,
+    records: Vec<serde_json::Value>,
+    removed_tenants: Vec<String>,
+    removed_groups: Vec<String>,
+}
+
+impl Groups {
+    async fn write(self, conn: &mut PgConnection) -> Result<()> {
+        if !self.records.is_empty() {
+            sqlx::query(
+                "INSERT INTO groups (tenant_id, group_id, record) \
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[]) \
+                 ON CONFLICT (tenant_id, group_id) DO UPDATE SET record = EXCLUDED.record",
+            )
+            .bind(self.tenants)
+            .bind(self.groups)
+            .bind(self.records)
+            .execute(&mut *conn)
+            .await
+            .map_err(db_error)?;
         }
-        Change::PutGroup(g) => sqlx::query(
-            "INSERT INTO groups (tenant_id, group_id, record) VALUES ($1, $2, $3) \
-             ON CONFLICT (tenant_id, group_id) DO UPDATE SET record = EXCLUDED.record",
-        )
-        .bind(&g.tenant_id)
-        .bind(&g.group_id)
-        .bind(json(&GroupRecord::from(g))?),
-        Change::DeleteGroup(k) => {
-            sqlx::query("DELETE FROM groups WHERE tenant_id = $1 AND group_id = $2")
-                .bind(&k.tenant_id)
-                .bind(&k.group_id)
+        if !self.removed_groups.is_empty() {
+            sqlx::query(
+                "DELETE FROM groups USING unnest($1::text[], $2::text[]) AS gone(t, g) \
+                 WHERE tenant_id = gone.t AND group_id = gone.g",
+            )
+            .bind(self.removed_tenants)
+            .bind(self.removed_groups)
+            .execute(&mut *conn)
+            .await
+            .map_err(db_error)?;
         }
-        Change::PutUser(u) => sqlx::query(
-            "INSERT INTO users (username, record) VALUES ($1, $2) \
-             ON CONFLICT (username) DO UPDATE SET record = EXCLUDED.record",
-        )
-        .bind(&u.username)
-        .bind(json(&UserRecord::from(u))?),
-        Change::DeleteUser(name) => sqlx::query("DELETE FROM users WHERE username = $1").bind(name),
-        Change::PutSession(s) => sqlx::query(
-            "INSERT INTO sessions (id, record) VALUES ($1, $2) \
-             ON CONFLICT (id) DO UPDATE SET record = EXCLUDED.record",
-        )
-        .bind(&s.id)
-        .bind(json(&SessionRecord::from(s))?),
-        Change::DeleteSession(id) => sqlx::query("DELETE FROM sessions WHERE id = $1").bind(id),
-        Change::PutSecret(name, value) => sqlx::query(
-            "INSERT INTO secrets (name, value) VALUES ($1, $2) \
-             ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value",
-        )
-        .bind(name)
-        .bind(value.as_slice()),
-    };
-    query.execute(&mut *conn).await.map_err(db_error)?;
+        Ok(())
+    }
+}
+
+/// Applies changes, in order, inside a transaction: a commit's, a batch of commits', or an
+/// import's. Each row ends as the last change of its object leaves it, so the changes go as
+/// one statement per table and kind, whatever their number: a batch costs a few round trips,
+/// not one per change.
+pub(super) async fn apply_all<'a>(
+    conn: &mut PgConnection,
+    changes: impl IntoIterator<Item = &'a Change>,
+) -> Result<()> {
+    let mut last = BTreeMap::new();
+    for change in changes {
+        last.insert(Touched::of(change), change);
+    }
+    let mut platforms = Keyed::default();
+    let mut settings = Keyed::default();
+    let mut tenants = Keyed::default();
+    let mut groups = Groups::default();
+    let mut users = Keyed::default();
+    let mut sessions = Keyed::default();
+    let mut secrets = Keyed::<Vec<u8>>::default();
+    for change in last.into_values() {
+        match change {
+            Change::PutPlatform(p) => platforms.put(&p.name, json(&PlatformRecord::from(p))?),
+            Change::DeletePlatform(name) => platforms.remove(name),
+            Change::SetDefault(Some(name)) => {
+                settings.put(DEFAULT, serde_json::Value::from(name.as_str()))
+            }
+            Change::SetDefault(None) => settings.remove(DEFAULT),
+            Change::PutProperties(p) => settings.put(PROPERTIES, json(&PropertiesRecord::from(p))?),
+            Change::PutTenant(t) => tenants.put(&t.tenant_id, json(&TenantRecord::from(t))?),
+            Change::DeleteTenant(id) => tenants.remove(id),
+            Change::PutGroup(g) => {
+                groups.tenants.push(g.tenant_id.clone());
+                groups.groups.push(g.group_id.clone());
+                groups.records.push(json(&GroupRecord::from(g))?);
+            }
+            Change::DeleteGroup(k) => {
+                groups.removed_tenants.push(k.tenant_id.clone());
+                groups.removed_groups.push(k.group_id.clone());
+            }
+            Change::PutUser(u) => users.put(&u.username, json(&UserRecord::from(u))?),
+            Change::DeleteUser(name) => users.remove(name),
+            Change::PutSession(s) => sessions.put(&s.id, json(&SessionRecord::from(s))?),
+            Change::DeleteSession(id) => sessions.remove(id),
+            Change::PutSecret(name, value) => secrets.put(name, value.clone()),
+        }
+    }
+    platforms
+        .write(conn, "platforms", "name", "record", "jsonb")
+        .await?;
+    settings
+        .write(conn, "settings", "name", "record", "jsonb")
+        .await?;
+    tenants
+        .write(conn, "tenants", "tenant_id", "record", "jsonb")
+        .await?;
+    groups.write(conn).await?;
+    users
+        .write(conn, "users", "username", "record", "jsonb")
+        .await?;
+    sessions
+        .write(conn, "sessions", "id", "record", "jsonb")
+        .await?;
+    secrets
+        .write(conn, "secrets", "name", "value", "bytea")
+        .await?;
     Ok(())
 }
 
