@@ -312,8 +312,44 @@ impl PgStore {
     }
 }
 
-impl PgStore {
-    async fn commit_now(&self, expected: Sequence, commits: &[Commit]) -> Result<Committed> {
+async fn read_head(pool: &PgPool) -> Result<Sequence> {
+    let head: i64 = sqlx::query_scalar("SELECT sequence FROM log_head")
+        .fetch_one(pool)
+        .await
+        .map_err(db_error)?;
+    sequence(head)
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        self.follower.abort();
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for PgStore {
+    async fn load(&self) -> Result<(State, Sequence)> {
+        let mut conn = self.pool.acquire().await.map_err(db_error)?;
+        let mut tx = conn.begin().await.map_err(db_error)?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        let head: i64 = sqlx::query_scalar("SELECT sequence FROM log_head")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        let mut state = State::default();
+        for change in rows::everything(&mut tx).await? {
+            state.apply(&change);
+        }
+        tx.commit().await.map_err(db_error)?;
+        let head = sequence(head)?;
+        self.raise_head(head);
+        Ok((state, head))
+    }
+
+    async fn commit(&self, expected: Sequence, commits: &[Commit]) -> Result<Committed> {
         let Some(last) = commits.last().map(|c| c.entry.sequence()) else {
             return Ok(Committed::At(expected));
         };
@@ -379,48 +415,6 @@ impl PgStore {
         // with a commit of its own.
         self.committed.fetch_max(last.0, Ordering::SeqCst);
         Ok(Committed::At(last))
-    }
-}
-
-async fn read_head(pool: &PgPool) -> Result<Sequence> {
-    let head: i64 = sqlx::query_scalar("SELECT sequence FROM log_head")
-        .fetch_one(pool)
-        .await
-        .map_err(db_error)?;
-    sequence(head)
-}
-
-impl Drop for PgStore {
-    fn drop(&mut self) {
-        self.follower.abort();
-    }
-}
-
-#[async_trait::async_trait]
-impl Store for PgStore {
-    async fn load(&self) -> Result<(State, Sequence)> {
-        let mut conn = self.pool.acquire().await.map_err(db_error)?;
-        let mut tx = conn.begin().await.map_err(db_error)?;
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
-        let head: i64 = sqlx::query_scalar("SELECT sequence FROM log_head")
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db_error)?;
-        let mut state = State::default();
-        for change in rows::everything(&mut tx).await? {
-            state.apply(&change);
-        }
-        tx.commit().await.map_err(db_error)?;
-        let head = sequence(head)?;
-        self.raise_head(head);
-        Ok((state, head))
-    }
-
-    async fn commit(&self, expected: Sequence, commits: &[Commit]) -> Result<Committed> {
-        self.commit_now(expected, commits).await
     }
 
     async fn durable(&self, sequence: Sequence) -> Result<()> {
