@@ -111,36 +111,32 @@ pub(super) async fn commit_queued(spine: Arc<Spine>) {
             continue;
         };
         let committed = commit_batch(&spine, commits, last_state).await;
+        // The batch's last position when it was committed.
+        let last = committed.as_ref().ok().copied().flatten();
         let (behind, dropped) = {
             let mut pending = spine.lock_pending();
             let behind = std::mem::take(&mut pending.behind_flight);
-            let dropped = match committed {
-                Ok(Some(_)) if !pending.queued.is_empty() => Vec::new(),
-                Ok(Some(_)) => {
-                    pending.tip = None;
-                    Vec::new()
-                }
-                _ => {
-                    pending.tip = None;
-                    std::mem::take(&mut pending.queued)
-                }
+            let dropped = if last.is_some() {
+                Vec::new()
+            } else {
+                std::mem::take(&mut pending.queued)
             };
+            if pending.queued.is_empty() {
+                // The head is the tip again, or the tip was dropped with the batch.
+                pending.tip = None;
+            }
             (behind, dropped)
-        };
-        let outcome = |at: Sequence| match &committed {
-            Ok(Some(_)) => Ok(Outcome::At(at)),
-            Ok(None) => Ok(Outcome::Again),
-            Err(e) => Err(e.clone()),
         };
         for (at, waiting) in answers {
             for answer in waiting {
-                let _ = answer.send(outcome(at));
+                let outcome = match &committed {
+                    Ok(Some(_)) => Ok(Outcome::At(at)),
+                    Ok(None) => Ok(Outcome::Again),
+                    Err(e) => Err(e.clone()),
+                };
+                let _ = answer.send(outcome);
             }
         }
-        let last = match committed {
-            Ok(Some(last)) => Some(last),
-            _ => None,
-        };
         for answer in behind {
             let _ = answer.send(Ok(last.map_or(Outcome::Again, Outcome::At)));
         }
