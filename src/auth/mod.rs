@@ -4,8 +4,6 @@ mod password;
 mod throttle;
 mod tokens;
 
-pub use password::{
-    PasswordChecks, hash_password, return_freed_memory_to_the_system, verify_password,
-};
+pub use password::{PasswordChecks, hash_password, verify_password};
 pub use throttle::{Attempt, LoginThrottle, Outcome, Throttle};
 pub use tokens::{Claims, TokenKind, Tokens};

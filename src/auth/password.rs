@@ -84,31 +84,6 @@ impl PasswordChecks {
     }
 }
 
-/// Makes glibc give every large freed block straight back to the system. By default glibc
-/// raises its mmap threshold to the size of the largest block freed so far (up to 32 MiB), so
-/// after the first password check each later 19 MiB buffer comes from, and is kept in, the
-/// heap of whichever thread ran it: a burst of logins would leave the process hundreds of MB
-/// larger for good. A fixed threshold keeps those buffers as separate mappings that are
-/// unmapped when freed. glibc also gives each thread that allocates while another holds its
-/// heap a heap of its own, up to eight per core; the server's threads (the runtime's, sled's,
-/// the store's writer and flusher, the log writer) would each keep the free memory of theirs.
-/// Two heaps are shared by all of them. Call once at start, before serving.
-pub fn return_freed_memory_to_the_system() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        /// Blocks from this size up are mapped on their own, never kept in a heap.
-        const MMAP_THRESHOLD: libc::c_int = 1024 * 1024;
-        /// Heaps (glibc's arenas) shared by every thread.
-        const ARENAS: libc::c_int = 2;
-        // SAFETY: mallopt only changes allocator parameters; it takes glibc's own lock and
-        // has no memory-safety preconditions.
-        unsafe {
-            libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
-            libc::mallopt(libc::M_ARENA_MAX, ARENAS);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
