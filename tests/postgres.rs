@@ -910,3 +910,28 @@ async fn a_batch_of_commits_leaves_each_row_as_its_last_change_did() {
         .collect();
     assert_eq!(logged, vec![1, 2, 3]);
 }
+
+/// The gateway's connections run without PostgreSQL's JIT: the generic plan of its log read
+/// is estimated at the whole table, and compiling it on every catch-up cost the database more
+/// than the writes did.
+#[tokio::test]
+async fn the_gateways_connections_run_without_jit() {
+    use callrec_gateway::store::{PgOptions, PgStore};
+    use sqlx::Connection;
+    if !common::store::server_reachable() {
+        return;
+    }
+    let url = common::store::fresh_database(&common::store::admin_url());
+    let mut plain = sqlx::PgConnection::connect(&url).await.expect("connect");
+    let default: String = sqlx::query_scalar("SHOW jit")
+        .fetch_one(&mut plain)
+        .await
+        .expect("SHOW jit");
+    let store = PgStore::connect(PgOptions::new(&url)).await.expect("store");
+    let setting: String = sqlx::query_scalar("SHOW jit")
+        .fetch_one(store.pool())
+        .await
+        .expect("SHOW jit");
+    assert_eq!(setting, "off", "the server's default is {default}");
+    let _ = plain.close().await;
+}
