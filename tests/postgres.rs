@@ -935,3 +935,108 @@ async fn the_gateways_connections_run_without_jit() {
     assert_eq!(setting, "off", "the server's default is {default}");
     let _ = plain.close().await;
 }
+
+/// A gateway catching up reads the current row of every object the entries after its
+/// position name, of every kind and however many (one read per kind): applied to what it
+/// held, they give what the writer holds.
+#[tokio::test]
+async fn catching_up_reads_the_current_row_of_every_object_touched() {
+    use callrec_gateway::model::{Group, GroupRef, Platform, Tenant};
+    use callrec_gateway::store::{
+        CatchUp, Change, Commit, Entry, PgOptions, PgStore, Read, Sequence, Session, State, Store,
+    };
+    if !common::store::server_reachable() {
+        return;
+    }
+    let url = common::store::fresh_database(&common::store::admin_url());
+    let writer = PgStore::connect(PgOptions::new(&url)).await.expect("store");
+    let follower = PgStore::connect(PgOptions::new(&url)).await.expect("store");
+    let platform = |i: usize| -> Platform {
+        serde_json::from_value(serde_json::json!({
+            "name": format!("P{i:02}"), "netAddress": format!("10.0.0.{i}"),
+            "mediaStream": "Dual", "transportProtocol": "UDP", "schemaVersion": "1.0",
+            "supportVideoRecording": false, "description": format!("platform {i}")
+        }))
+        .expect("a platform")
+    };
+    let session = |id: &str| Session {
+        id: id.into(),
+        username: "admin".into(),
+        expires_at: u64::MAX / 2,
+        created_at_ms: 0,
+        refresh_id: String::new(),
+        previous_refresh_id: None,
+        previous_until_ms: 0,
+    };
+    let group = |id: &str, platform: Option<&str>| Group {
+        tenant_id: "T".into(),
+        group_id: id.into(),
+        platform: platform.map(Into::into),
+    };
+    let commit = |at: u64, changes: Vec<Change>| Commit {
+        changes,
+        entry: Entry::new(Sequence(at), 0, "system", "test"),
+    };
+    let mut first: Vec<Change> = (0..64).map(|i| Change::PutPlatform(platform(i))).collect();
+    first.extend([
+        Change::SetDefault(Some("P00".into())),
+        Change::PutTenant(Tenant {
+            tenant_id: "T".into(),
+        }),
+        Change::PutGroup(group("G1", Some("P01"))),
+        Change::PutGroup(group("G2", None)),
+        Change::PutSession(session("s1")),
+        Change::PutSecret("k".into(), vec![1, 2, 3]),
+    ]);
+    let batch = [
+        commit(1, first),
+        commit(
+            2,
+            vec![
+                Change::DeletePlatform("P63".into()),
+                Change::PutPlatform(Platform {
+                    description: None,
+                    ..platform(5)
+                }),
+                Change::DeleteGroup(GroupRef {
+                    tenant_id: "T".into(),
+                    group_id: "G2".into(),
+                }),
+                Change::DeleteSession("s1".into()),
+                Change::PutSession(session("s2")),
+            ],
+        ),
+    ];
+    writer.commit(Sequence(0), &batch).await.expect("commit");
+
+    let CatchUp::Foreign(foreign) = follower.catch_up(Sequence(0)).await.expect("catch up") else {
+        panic!("the log after 0 was pruned");
+    };
+    assert_eq!(foreign.len(), 2);
+    let mut caught_up = State::default();
+    for change in foreign.iter().flat_map(|f| &f.changes) {
+        caught_up.apply(change);
+    }
+    let (written, _) = writer.load().await.expect("load");
+    let platforms = caught_up.platforms().unwrap();
+    assert_eq!(platforms.len(), 63);
+    assert_eq!(platforms, written.platforms().unwrap());
+    assert_eq!(
+        caught_up.platform("P05").unwrap().unwrap().description,
+        None
+    );
+    assert_eq!(caught_up.system_default().unwrap(), Some("P00".into()));
+    assert!(caught_up.tenant("T").unwrap().is_some());
+    let g = |id: &str| GroupRef {
+        tenant_id: "T".into(),
+        group_id: id.into(),
+    };
+    assert_eq!(
+        caught_up.group(&g("G1")).unwrap(),
+        Some(group("G1", Some("P01")))
+    );
+    assert_eq!(caught_up.group(&g("G2")).unwrap(), None);
+    assert_eq!(caught_up.session("s1").unwrap(), None);
+    assert_eq!(caught_up.session("s2").unwrap(), Some(session("s2")));
+    assert_eq!(caught_up.secret("k").unwrap(), Some(vec![1, 2, 3]));
+}
