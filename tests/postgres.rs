@@ -837,21 +837,9 @@ async fn gateways_starting_together_apply_the_schema_once_and_a_newer_one_is_ref
     );
 }
 
-/// A batch of commits (what group commit hands the store) is one transaction: every entry is
-/// logged, each row ends as the last change of its object in the batch left it, and a batch
-/// decided against an old position changes nothing.
-#[tokio::test]
-async fn a_batch_of_commits_leaves_each_row_as_its_last_change_did() {
-    use callrec_gateway::store::{
-        Change, Commit, Committed, Entry, LogRange, PgOptions, PgStore, Read, Sequence, Session,
-        Store,
-    };
-    if !common::store::server_reachable() {
-        return;
-    }
-    let url = common::store::fresh_database(&common::store::admin_url());
-    let store = PgStore::connect(PgOptions::new(&url)).await.expect("store");
-    let session = |id: &str| Session {
+/// A session of `admin` that has not expired, for the store-level tests below.
+fn session(id: &str) -> callrec_gateway::store::Session {
+    callrec_gateway::store::Session {
         id: id.into(),
         username: "admin".into(),
         expires_at: u64::MAX / 2,
@@ -859,11 +847,31 @@ async fn a_batch_of_commits_leaves_each_row_as_its_last_change_did() {
         refresh_id: String::new(),
         previous_refresh_id: None,
         previous_until_ms: 0,
-    };
-    let commit = |at: u64, changes: Vec<Change>| Commit {
+    }
+}
+
+/// A commit at log position `at` made of `changes`, as the service would hand it over.
+fn commit(at: u64, changes: Vec<callrec_gateway::store::Change>) -> callrec_gateway::store::Commit {
+    use callrec_gateway::store::{Entry, Sequence};
+    callrec_gateway::store::Commit {
         changes,
         entry: Entry::new(Sequence(at), 0, "system", "test"),
+    }
+}
+
+/// A batch of commits (what group commit hands the store) is one transaction: every entry is
+/// logged, each row ends as the last change of its object in the batch left it, and a batch
+/// decided against an old position changes nothing.
+#[tokio::test]
+async fn a_batch_of_commits_leaves_each_row_as_its_last_change_did() {
+    use callrec_gateway::store::{
+        Change, Committed, LogRange, PgOptions, PgStore, Read, Sequence, Store,
     };
+    if !common::store::server_reachable() {
+        return;
+    }
+    let url = common::store::fresh_database(&common::store::admin_url());
+    let store = PgStore::connect(PgOptions::new(&url)).await.expect("store");
     let batch = [
         commit(
             1,
@@ -943,7 +951,7 @@ async fn the_gateways_connections_run_without_jit() {
 async fn catching_up_reads_the_current_row_of_every_object_touched() {
     use callrec_gateway::model::{Group, GroupRef, Platform, Tenant};
     use callrec_gateway::store::{
-        CatchUp, Change, Commit, Entry, PgOptions, PgStore, Read, Sequence, Session, State, Store,
+        CatchUp, Change, PgOptions, PgStore, Read, Sequence, State, Store,
     };
     if !common::store::server_reachable() {
         return;
@@ -959,23 +967,10 @@ async fn catching_up_reads_the_current_row_of_every_object_touched() {
         }))
         .expect("a platform")
     };
-    let session = |id: &str| Session {
-        id: id.into(),
-        username: "admin".into(),
-        expires_at: u64::MAX / 2,
-        created_at_ms: 0,
-        refresh_id: String::new(),
-        previous_refresh_id: None,
-        previous_until_ms: 0,
-    };
     let group = |id: &str, platform: Option<&str>| Group {
         tenant_id: "T".into(),
         group_id: id.into(),
         platform: platform.map(Into::into),
-    };
-    let commit = |at: u64, changes: Vec<Change>| Commit {
-        changes,
-        entry: Entry::new(Sequence(at), 0, "system", "test"),
     };
     let mut first: Vec<Change> = (0..64).map(|i| Change::PutPlatform(platform(i))).collect();
     first.extend([
