@@ -258,16 +258,7 @@ impl PgStore {
 
     async fn catch_up_now(&self, after: Sequence) -> Result<CatchUp> {
         let mut tx = self.pool.begin().await.map_err(db_error)?;
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
-        let head = sequence(
-            sqlx::query_scalar::<_, i64>("SELECT sequence FROM log_head")
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(db_error)?,
-        )?;
+        let head = snapshot_head(&mut tx).await?;
         if head <= after {
             return Ok(CatchUp::Foreign(Vec::new()));
         }
@@ -318,6 +309,20 @@ impl PgStore {
     }
 }
 
+/// Makes the transaction just begun on `conn` one read-only snapshot, and reads the log head
+/// in it: what else it reads is at that position.
+async fn snapshot_head(conn: &mut PgConnection) -> Result<Sequence> {
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        .execute(&mut *conn)
+        .await
+        .map_err(db_error)?;
+    let head: i64 = sqlx::query_scalar("SELECT sequence FROM log_head")
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(db_error)?;
+    sequence(head)
+}
+
 async fn read_head(pool: &PgPool) -> Result<Sequence> {
     let head: i64 = sqlx::query_scalar("SELECT sequence FROM log_head")
         .fetch_one(pool)
@@ -335,22 +340,13 @@ impl Drop for PgStore {
 #[async_trait::async_trait]
 impl Store for PgStore {
     async fn load(&self) -> Result<(State, Sequence)> {
-        let mut conn = self.pool.acquire().await.map_err(db_error)?;
-        let mut tx = conn.begin().await.map_err(db_error)?;
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
-        let head: i64 = sqlx::query_scalar("SELECT sequence FROM log_head")
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db_error)?;
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        let head = snapshot_head(&mut tx).await?;
         let mut state = State::default();
         for change in rows::everything(&mut tx).await? {
             state.apply(&change);
         }
         tx.commit().await.map_err(db_error)?;
-        let head = sequence(head)?;
         self.raise_head(head);
         Ok((state, head))
     }
