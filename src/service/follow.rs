@@ -48,9 +48,13 @@ pub(super) async fn run(spine: Weak<Spine>, mut durable: watch::Receiver<Sequenc
 
 async fn publish_up_to(spine: &Spine, mut published: Sequence, target: Sequence) -> Result<()> {
     if target > spine.snapshot().sequence {
-        // Committed by another process: bring the state up to it first.
+        // Committed by another process, or by this one and not yet installed: a look at the
+        // head can see a commit of ours before its committer, which holds the gate, installs
+        // it. Reading the log for that would only hold up the next commit.
         let _gate = spine.write_gate.lock().await;
-        spine.catch_up().await?;
+        if target > spine.snapshot().sequence {
+            spine.catch_up().await?;
+        }
     }
     while published < target {
         let next = published.next();
