@@ -1035,3 +1035,145 @@ async fn catching_up_reads_the_current_row_of_every_object_touched() {
     assert_eq!(caught_up.session("s2").unwrap(), Some(session("s2")));
     assert_eq!(caught_up.secret("k").unwrap(), Some(vec![1, 2, 3]));
 }
+
+/// Every stored row and the log's position and length, as text, straight from the database.
+async fn stored_rows(url: &str) -> String {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
+    let mut out = String::new();
+    for sql in [
+        "SELECT 'head ' || sequence FROM log_head",
+        "SELECT 'entries ' || count(*) FROM change_log",
+        "SELECT name || ' ' || record::text FROM platforms ORDER BY name",
+        "SELECT name || ' ' || record::text FROM settings ORDER BY name",
+        "SELECT tenant_id || ' ' || record::text FROM tenants ORDER BY tenant_id",
+        "SELECT tenant_id || '/' || group_id || ' ' || record::text FROM groups ORDER BY 1",
+        "SELECT username || ' ' || record::text FROM users ORDER BY username",
+        "SELECT id || ' ' || record::text FROM sessions ORDER BY id",
+        "SELECT name || ' ' || encode(value, 'hex') FROM secrets ORDER BY name",
+    ] {
+        let rows: Vec<String> = sqlx::query_scalar(sql)
+            .fetch_all(&mut conn)
+            .await
+            .expect(sql);
+        out += &rows.join("\n");
+        out += "\n--\n";
+    }
+    let _ = conn.close().await;
+    out
+}
+
+/// A commit is one statement whose every write joins the moved head: a batch decided against
+/// an old position writes no row of any kind, put or removed, and one at the head removes
+/// rows of every kind.
+#[tokio::test]
+async fn a_refused_batch_writes_no_row_of_any_kind() {
+    use callrec_gateway::model::{Group, GroupRef, Level, Platform, Properties, Tenant, User};
+    use callrec_gateway::store::{Change, Committed, PgOptions, PgStore, Sequence, Store};
+    if !common::store::server_reachable() {
+        return;
+    }
+    let url = common::store::fresh_database(&common::store::admin_url());
+    let store = PgStore::connect(PgOptions::new(&url)).await.expect("store");
+    let platform = |name: &str, description: &str| -> Platform {
+        serde_json::from_value(serde_json::json!({
+            "name": name, "netAddress": "10.0.0.1", "mediaStream": "Dual",
+            "transportProtocol": "UDP", "schemaVersion": "1.0",
+            "supportVideoRecording": false, "description": description
+        }))
+        .expect("a platform")
+    };
+    let user = |name: &str| User {
+        username: name.into(),
+        password_hash: "not a hash".into(),
+        level: Level::TenantAdmin,
+        tenant_id: Some("T".into()),
+        group_id: None,
+    };
+    let group = |id: &str| Group {
+        tenant_id: "T".into(),
+        group_id: id.into(),
+        platform: Some("P".into()),
+    };
+    let every_kind = |description: &str| {
+        vec![
+            Change::PutPlatform(platform("P", description)),
+            Change::SetDefault(Some("P".into())),
+            Change::PutProperties(Properties {
+                refresh_period_seconds: description.len() as u32,
+                ..Properties::default()
+            }),
+            Change::PutTenant(Tenant {
+                tenant_id: "T".into(),
+            }),
+            Change::PutGroup(group("G")),
+            Change::PutUser(user("u")),
+            Change::PutSession(session("s")),
+            Change::PutSecret("k".into(), description.as_bytes().to_vec()),
+        ]
+    };
+    let first = [commit(1, every_kind("first"))];
+    assert_eq!(
+        store.commit(Sequence(0), &first).await.expect("commit"),
+        Committed::At(Sequence(1))
+    );
+    let before = stored_rows(&url).await;
+    assert!(
+        before.contains("head 1") && before.contains("first"),
+        "{before}"
+    );
+
+    let mut stale = every_kind("stale");
+    stale.extend([
+        Change::PutPlatform(platform("Q", "stale")),
+        Change::PutGroup(group("H")),
+    ]);
+    let refused = [commit(1, stale)];
+    assert_eq!(
+        store.commit(Sequence(0), &refused).await.expect("commit"),
+        Committed::Conflict
+    );
+    let removing = |at: u64| {
+        commit(
+            at,
+            vec![
+                Change::SetDefault(None),
+                Change::DeleteGroup(GroupRef {
+                    tenant_id: "T".into(),
+                    group_id: "G".into(),
+                }),
+                Change::DeletePlatform("P".into()),
+                Change::DeleteTenant("T".into()),
+                Change::DeleteUser("u".into()),
+                Change::DeleteSession("s".into()),
+            ],
+        )
+    };
+    assert_eq!(
+        store
+            .commit(Sequence(0), &[removing(1)])
+            .await
+            .expect("commit"),
+        Committed::Conflict
+    );
+    assert_eq!(stored_rows(&url).await, before, "a refused batch wrote");
+
+    assert_eq!(
+        store
+            .commit(Sequence(1), &[removing(2)])
+            .await
+            .expect("commit"),
+        Committed::At(Sequence(2))
+    );
+    let after = stored_rows(&url).await;
+    for gone in ["P ", "T ", "T/G ", "u ", "s ", "default "] {
+        assert!(
+            !after.lines().any(|row| row.starts_with(gone)),
+            "{gone}is still stored:\n{after}"
+        );
+    }
+    assert!(
+        after.contains("head 2") && after.contains("entries 2"),
+        "{after}"
+    );
+}

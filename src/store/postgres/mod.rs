@@ -1,12 +1,13 @@
 //! The shared store: PostgreSQL, for several gateways on one database. The only module that
 //! names PostgreSQL.
 //!
-//! Every commit is one transaction that first moves the log's head row from the position its
-//! decision was made at (which locks the row until `COMMIT`), so commits of all gateways are
-//! serialized and each is decided against the newest state: a head that moved since the
-//! decision answers [`Committed::Conflict`]. The transaction moves the head, appends the entry
-//! and notifies, then applies the changes; once `COMMIT` returns (with `synchronous_commit`
-//! on) the commit is durable.
+//! Every commit is one statement, its own transaction, that first moves the log's head row from
+//! the position its decision was made at (which locks the row until the transaction ends), so
+//! commits of all gateways are serialized and each is decided against the newest state: a
+//! head that moved since the decision answers [`Committed::Conflict`] and writes nothing, since
+//! the statement's other terms (the entries, the rows of [`rows::Writes`], the notification)
+//! join the moved head. Once the statement returns (with `synchronous_commit` on) the commit
+//! is durable.
 //!
 //! Each gateway follows the head with `LISTEN` (see [`head`]), and catches up by reading the
 //! entries after its position and the current records of the objects they name (see
@@ -24,7 +25,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
-use sqlx::{Connection, Row};
+use sqlx::{Connection, QueryBuilder, Row};
 use tokio::sync::watch;
 
 use self::rows::Touched;
@@ -375,43 +376,45 @@ impl Store for PgStore {
             let names: BTreeSet<Touched> = commit.changes.iter().map(Touched::of).collect();
             touched.push(serde_json::to_value(&names).map_err(|e| Error::Internal(e.to_string()))?);
         }
-        let mut tx = self.pool.begin().await.map_err(db_error)?;
-        // Every commit waits for the previous one here, so its round trips are what bounds the
-        // writes of all gateways: moving the head (which locks its row, and re-reads it once a
-        // commit ahead has ended), appending the entries and notifying go as one statement.
-        // The notification leaves at COMMIT.
-        let moved: i64 = sqlx::query_scalar(
-            "WITH head AS ( \
-               UPDATE log_head SET sequence = $2 WHERE sequence = $1 RETURNING sequence), \
-             entry AS ( \
-               INSERT INTO change_log (sequence, at_ms, entry, touched) \
-               SELECT e.sequence, e.at_ms, e.entry::json, e.touched \
-               FROM head, unnest($3::bigint[], $4::bigint[], $5::text[], $6::jsonb[]) \
-                 AS e(sequence, at_ms, entry, touched) \
-               RETURNING sequence) \
-             SELECT count(*) FROM (SELECT pg_notify($7, sequence::text) FROM head) notified",
-        )
-        .bind(signed(expected)?)
-        .bind(signed(last)?)
-        .bind(&sequences)
-        .bind(&made_ms)
-        .bind(&texts)
-        .bind(&touched)
-        .bind(CHANNEL)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(db_error)?;
+        // Every commit waits for the previous one at the head row, so its round trips are
+        // what bounds the writes of all gateways: the whole commit is one statement, its own
+        // transaction. Moving the head locks its row (and re-reads it once a commit ahead has
+        // ended); every other term joins the moved head, so a head that moved since the
+        // decision writes nothing. The notification leaves at commit.
+        let mut statement = QueryBuilder::new("WITH head AS (UPDATE log_head SET sequence = ");
+        statement.push_bind(signed(last)?);
+        statement.push(" WHERE sequence = ");
+        statement.push_bind(signed(expected)?);
+        statement.push(
+            " RETURNING sequence), \
+             entry AS (INSERT INTO change_log (sequence, at_ms, entry, touched) \
+               SELECT e.sequence, e.at_ms, e.entry::json, e.touched FROM head, unnest(",
+        );
+        statement.push_bind(sequences);
+        statement.push("::bigint[], ");
+        statement.push_bind(made_ms);
+        statement.push("::bigint[], ");
+        statement.push_bind(texts);
+        statement.push("::text[], ");
+        statement.push_bind(touched);
+        statement.push("::jsonb[]) AS e(sequence, at_ms, entry, touched))");
+        rows::Writes::of(commits.iter().flat_map(|c| &c.changes))?.push_terms(&mut statement);
+        statement.push(" SELECT count(*) FROM (SELECT pg_notify(");
+        statement.push_bind(CHANNEL);
+        statement.push(", sequence::text) FROM head) notified");
+        // An error leaves the outcome unknown to this gateway: nothing is acknowledged, and if
+        // the commit did happen the head's follower brings it in like another's.
+        let moved: i64 = statement
+            .build_query_scalar()
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_error)?;
         if moved != 1 {
-            // Another gateway committed first. Rolled back on drop; the head moves our watch
-            // too, in case its notification is still on its way.
-            drop(tx);
+            // Another gateway committed first. The head moves our watch too, in case its
+            // notification is still on its way.
             self.raise_head(read_head(&self.pool).await?);
             return Ok(Committed::Conflict);
         }
-        rows::apply_all(&mut tx, commits.iter().flat_map(|c| &c.changes)).await?;
-        // An error here leaves the outcome unknown to this gateway: nothing is acknowledged,
-        // and if the commit did happen the head's follower brings it in like another's.
-        tx.commit().await.map_err(db_error)?;
         // The head moves in `durable`, once the service holds the new state (or with the
         // notification): moved here, the log's follower would race the service to catch up
         // with a commit of its own.

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
-use sqlx::{PgConnection, Row};
+use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
 
 use super::db_error;
 use crate::error::{Error, Result};
@@ -119,39 +119,39 @@ impl<V> Keyed<V> {
 
 impl<V> Keyed<V>
 where
-    V: for<'q> sqlx::Encode<'q, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
-    V: sqlx::postgres::PgHasArrayType + Send,
+    V: for<'q> sqlx::Encode<'q, Postgres> + sqlx::Type<Postgres>,
+    V: sqlx::postgres::PgHasArrayType + Send + 'static,
 {
-    /// At most two statements: one upsert of every row written, one delete of every row
-    /// removed. `table`, `key` and `value` are this module's constants.
-    async fn write(
+    /// At most two terms: one upsert of every row written, one delete of every row removed.
+    /// `table`, `key` and `value` are this module's constants.
+    fn push_terms(
         self,
-        conn: &mut PgConnection,
+        statement: &mut QueryBuilder<'static, Postgres>,
         table: &str,
         key: &str,
         value: &str,
         sql_type: &str,
-    ) -> Result<()> {
+    ) {
         if !self.keys.is_empty() {
-            sqlx::query(&format!(
-                "INSERT INTO {table} ({key}, {value}) \
-                 SELECT * FROM unnest($1::text[], $2::{sql_type}[]) \
-                 ON CONFLICT ({key}) DO UPDATE SET {value} = EXCLUDED.{value}"
-            ))
-            .bind(self.keys)
-            .bind(self.values)
-            .execute(&mut *conn)
-            .await
-            .map_err(db_error)?;
+            statement.push(format!(
+                ", {table}_put AS (INSERT INTO {table} ({key}, {value}) \
+                 SELECT r.k, r.v FROM head, unnest("
+            ));
+            statement.push_bind(self.keys);
+            statement.push("::text[], ");
+            statement.push_bind(self.values);
+            statement.push(format!(
+                "::{sql_type}[]) AS r(k, v) \
+                 ON CONFLICT ({key}) DO UPDATE SET {value} = EXCLUDED.{value})"
+            ));
         }
         if !self.removed.is_empty() {
-            sqlx::query(&format!("DELETE FROM {table} WHERE {key} = ANY($1)"))
-                .bind(self.removed)
-                .execute(&mut *conn)
-                .await
-                .map_err(db_error)?;
+            statement.push(format!(
+                ", {table}_gone AS (DELETE FROM {table} WHERE {key} = ANY("
+            ));
+            statement.push_bind(self.removed);
+            statement.push(") AND EXISTS (SELECT FROM head))");
         }
-        Ok(())
     }
 }
 
@@ -166,100 +166,116 @@ struct Groups {
 }
 
 impl Groups {
-    async fn write(self, conn: &mut PgConnection) -> Result<()> {
+    fn push_terms(self, statement: &mut QueryBuilder<'static, Postgres>) {
         if !self.records.is_empty() {
-            sqlx::query(
-                "INSERT INTO groups (tenant_id, group_id, record) \
-                 SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[]) \
-                 ON CONFLICT (tenant_id, group_id) DO UPDATE SET record = EXCLUDED.record",
-            )
-            .bind(self.tenants)
-            .bind(self.groups)
-            .bind(self.records)
-            .execute(&mut *conn)
-            .await
-            .map_err(db_error)?;
+            statement.push(
+                ", groups_put AS (INSERT INTO groups (tenant_id, group_id, record) \
+                 SELECT r.t, r.g, r.v FROM head, unnest(",
+            );
+            statement.push_bind(self.tenants);
+            statement.push("::text[], ");
+            statement.push_bind(self.groups);
+            statement.push("::text[], ");
+            statement.push_bind(self.records);
+            statement.push(
+                "::jsonb[]) AS r(t, g, v) \
+                 ON CONFLICT (tenant_id, group_id) DO UPDATE SET record = EXCLUDED.record)",
+            );
         }
         if !self.removed_groups.is_empty() {
-            sqlx::query(
-                "DELETE FROM groups USING unnest($1::text[], $2::text[]) AS gone(t, g) \
-                 WHERE tenant_id = gone.t AND group_id = gone.g",
-            )
-            .bind(self.removed_tenants)
-            .bind(self.removed_groups)
-            .execute(&mut *conn)
-            .await
-            .map_err(db_error)?;
+            statement.push(", groups_gone AS (DELETE FROM groups USING head, unnest(");
+            statement.push_bind(self.removed_tenants);
+            statement.push("::text[], ");
+            statement.push_bind(self.removed_groups);
+            statement
+                .push("::text[]) AS gone(t, g) WHERE tenant_id = gone.t AND group_id = gone.g)");
         }
-        Ok(())
     }
 }
 
-/// Applies changes, in order, inside a transaction: a commit's, a batch of commits', or an
-/// import's. Each row ends as the last change of its object leaves it, so the changes go as
-/// one statement per table and kind, whatever their number: a batch costs a few round trips,
-/// not one per change.
+/// The rows that changes leave, in order: a commit's, a batch of commits', or an import's.
+/// Each row ends as the last change of its object leaves it, so they are written by one
+/// term per table and kind, whatever their number.
+#[derive(Default)]
+pub(super) struct Writes {
+    platforms: Keyed<serde_json::Value>,
+    settings: Keyed<serde_json::Value>,
+    tenants: Keyed<serde_json::Value>,
+    groups: Groups,
+    users: Keyed<serde_json::Value>,
+    sessions: Keyed<serde_json::Value>,
+    secrets: Keyed<Vec<u8>>,
+}
+
+impl Writes {
+    pub(super) fn of<'a>(changes: impl IntoIterator<Item = &'a Change>) -> Result<Writes> {
+        let mut last = BTreeMap::new();
+        for change in changes {
+            last.insert(Touched::of(change), change);
+        }
+        let mut w = Writes::default();
+        for change in last.into_values() {
+            match change {
+                Change::PutPlatform(p) => w.platforms.put(&p.name, json(&PlatformRecord::from(p))?),
+                Change::DeletePlatform(name) => w.platforms.remove(name),
+                Change::SetDefault(Some(name)) => w
+                    .settings
+                    .put(DEFAULT, serde_json::Value::from(name.as_str())),
+                Change::SetDefault(None) => w.settings.remove(DEFAULT),
+                Change::PutProperties(p) => w
+                    .settings
+                    .put(PROPERTIES, json(&PropertiesRecord::from(p))?),
+                Change::PutTenant(t) => w.tenants.put(&t.tenant_id, json(&TenantRecord::from(t))?),
+                Change::DeleteTenant(id) => w.tenants.remove(id),
+                Change::PutGroup(g) => {
+                    w.groups.tenants.push(g.tenant_id.clone());
+                    w.groups.groups.push(g.group_id.clone());
+                    w.groups.records.push(json(&GroupRecord::from(g))?);
+                }
+                Change::DeleteGroup(k) => {
+                    w.groups.removed_tenants.push(k.tenant_id.clone());
+                    w.groups.removed_groups.push(k.group_id.clone());
+                }
+                Change::PutUser(u) => w.users.put(&u.username, json(&UserRecord::from(u))?),
+                Change::DeleteUser(name) => w.users.remove(name),
+                Change::PutSession(s) => w.sessions.put(&s.id, json(&SessionRecord::from(s))?),
+                Change::DeleteSession(id) => w.sessions.remove(id),
+                Change::PutSecret(name, value) => w.secrets.put(name, value.clone()),
+            }
+        }
+        Ok(w)
+    }
+
+    /// Appends the writes to a statement begun with a `head` term: one data-modifying term per
+    /// table and kind with rows to write, each joined with `head`, so that nothing is written
+    /// when `head` has no row. Terms on different tables never touch the same row, and a row
+    /// is written once, so they do not see each other.
+    pub(super) fn push_terms(self, statement: &mut QueryBuilder<'static, Postgres>) {
+        self.platforms
+            .push_terms(statement, "platforms", "name", "record", "jsonb");
+        self.settings
+            .push_terms(statement, "settings", "name", "record", "jsonb");
+        self.tenants
+            .push_terms(statement, "tenants", "tenant_id", "record", "jsonb");
+        self.groups.push_terms(statement);
+        self.users
+            .push_terms(statement, "users", "username", "record", "jsonb");
+        self.sessions
+            .push_terms(statement, "sessions", "id", "record", "jsonb");
+        self.secrets
+            .push_terms(statement, "secrets", "name", "value", "bytea");
+    }
+}
+
+/// Applies changes (an import's) as one statement.
 pub(super) async fn apply_all<'a>(
     conn: &mut PgConnection,
     changes: impl IntoIterator<Item = &'a Change>,
 ) -> Result<()> {
-    let mut last = BTreeMap::new();
-    for change in changes {
-        last.insert(Touched::of(change), change);
-    }
-    let mut platforms = Keyed::default();
-    let mut settings = Keyed::default();
-    let mut tenants = Keyed::default();
-    let mut groups = Groups::default();
-    let mut users = Keyed::default();
-    let mut sessions = Keyed::default();
-    let mut secrets = Keyed::<Vec<u8>>::default();
-    for change in last.into_values() {
-        match change {
-            Change::PutPlatform(p) => platforms.put(&p.name, json(&PlatformRecord::from(p))?),
-            Change::DeletePlatform(name) => platforms.remove(name),
-            Change::SetDefault(Some(name)) => {
-                settings.put(DEFAULT, serde_json::Value::from(name.as_str()))
-            }
-            Change::SetDefault(None) => settings.remove(DEFAULT),
-            Change::PutProperties(p) => settings.put(PROPERTIES, json(&PropertiesRecord::from(p))?),
-            Change::PutTenant(t) => tenants.put(&t.tenant_id, json(&TenantRecord::from(t))?),
-            Change::DeleteTenant(id) => tenants.remove(id),
-            Change::PutGroup(g) => {
-                groups.tenants.push(g.tenant_id.clone());
-                groups.groups.push(g.group_id.clone());
-                groups.records.push(json(&GroupRecord::from(g))?);
-            }
-            Change::DeleteGroup(k) => {
-                groups.removed_tenants.push(k.tenant_id.clone());
-                groups.removed_groups.push(k.group_id.clone());
-            }
-            Change::PutUser(u) => users.put(&u.username, json(&UserRecord::from(u))?),
-            Change::DeleteUser(name) => users.remove(name),
-            Change::PutSession(s) => sessions.put(&s.id, json(&SessionRecord::from(s))?),
-            Change::DeleteSession(id) => sessions.remove(id),
-            Change::PutSecret(name, value) => secrets.put(name, value.clone()),
-        }
-    }
-    platforms
-        .write(conn, "platforms", "name", "record", "jsonb")
-        .await?;
-    settings
-        .write(conn, "settings", "name", "record", "jsonb")
-        .await?;
-    tenants
-        .write(conn, "tenants", "tenant_id", "record", "jsonb")
-        .await?;
-    groups.write(conn).await?;
-    users
-        .write(conn, "users", "username", "record", "jsonb")
-        .await?;
-    sessions
-        .write(conn, "sessions", "id", "record", "jsonb")
-        .await?;
-    secrets
-        .write(conn, "secrets", "name", "value", "bytea")
-        .await?;
+    let mut statement = QueryBuilder::new("WITH head AS (SELECT 1)");
+    Writes::of(changes)?.push_terms(&mut statement);
+    statement.push(" SELECT 1");
+    statement.build().execute(conn).await.map_err(db_error)?;
     Ok(())
 }
 
