@@ -267,7 +267,8 @@ impl Writes {
     }
 }
 
-/// Applies changes (an import's) as one statement.
+/// Applies changes (an import's) as one statement, in the caller's transaction: its `head`
+/// always has a row, as the import has checked the log is empty.
 pub(super) async fn apply_all<'a>(
     conn: &mut PgConnection,
     changes: impl IntoIterator<Item = &'a Change>,
