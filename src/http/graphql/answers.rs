@@ -165,6 +165,21 @@ impl Drop for Claim<'_> {
     }
 }
 
+/// An answer's bytes in an allocation about their size. A kept answer counts its length
+/// against the budget, while a buffer grown by doubling holds up to twice that: kept as it
+/// is, the memory the answers hold would pass the bound they are given.
+pub fn fitted(mut answer: Vec<u8>) -> Bytes {
+    fit(&mut answer);
+    Bytes::from(answer)
+}
+
+/// Gives back what `answer` holds past its length, unless that is little.
+fn fit(answer: &mut Vec<u8>) {
+    if answer.capacity() > answer.len() + answer.len() / 16 + 64 {
+        answer.shrink_to_fit();
+    }
+}
+
 impl Answers {
     /// Keeping at most `budget` bytes.
     pub fn new(budget: usize) -> Answers {
@@ -285,6 +300,33 @@ mod tests {
             Lookup::Kept(_) => panic!("kept already"),
             Lookup::Wait(_) => panic!("running already"),
         }
+    }
+
+    #[test]
+    fn an_answer_grown_by_doubling_is_kept_in_an_allocation_of_its_size() {
+        // Written piece by piece, as a serializer writes an answer.
+        let mut grown = Vec::new();
+        for i in 0..1000 {
+            grown.extend_from_slice(format!("{i:04}x").as_bytes());
+        }
+        assert!(
+            grown.capacity() >= 8000,
+            "grown by doubling: {}",
+            grown.capacity()
+        );
+        fit(&mut grown);
+        assert!(
+            grown.capacity() < 5000 + 5000 / 16 + 64,
+            "{}",
+            grown.capacity()
+        );
+        assert!(grown.len() == 5000 && grown.ends_with(b"0999x"));
+        // Sized beforehand (an answer from its plan): left as it is.
+        let mut sized = Vec::with_capacity(5100);
+        sized.extend_from_slice(&[b'y'; 5000]);
+        let at = sized.as_ptr();
+        fit(&mut sized);
+        assert_eq!((sized.as_ptr(), sized.capacity()), (at, 5100));
     }
 
     #[test]

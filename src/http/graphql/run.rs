@@ -345,7 +345,7 @@ impl Runner {
             {
                 metrics::graphql_answer(metrics::AnswerSource::Planned);
                 let label = self.count(name.as_ref().map(Option::as_deref), true, true);
-                let bytes = Bytes::from(answer);
+                let bytes = answers::fitted(answer);
                 if let Some(claim) = claim
                     && bytes.len() <= self.options.max_response_bytes
                 {
@@ -499,7 +499,7 @@ fn data_of<T: Clone + 'static>(data: &Data) -> Option<T> {
 /// A response as JSON. Serialising a GraphQL response cannot fail (its maps have string keys).
 fn render(response: &Response) -> Bytes {
     match serde_json::to_vec(response) {
-        Ok(bytes) => Bytes::from(bytes),
+        Ok(bytes) => answers::fitted(bytes),
         Err(e) => {
             let error: GqlError =
                 Error::Internal(format!("rendering an answer failed: {e}")).into();
