@@ -306,93 +306,31 @@ mod tests {
         }
     }
 
-    /// A store whose head is seen to move while a commit is on its way, before the service
-    /// installs it (as a look at a shared database's head sees it), and that counts how
-    /// often it is asked to catch up.
-    struct SeenEarly {
-        inner: crate::store::SledStore,
-        head: watch::Sender<Sequence>,
-        /// Whether commits wait for `release` (not the service's own first one, the key).
-        armed: std::sync::atomic::AtomicBool,
-        release: tokio::sync::Semaphore,
-        catch_ups: std::sync::atomic::AtomicUsize,
-    }
-
-    #[async_trait::async_trait]
-    impl crate::store::Store for SeenEarly {
-        async fn load(&self) -> Result<(crate::store::State, Sequence)> {
-            self.inner.load().await
-        }
-        async fn commit(
-            &self,
-            expected: Sequence,
-            commits: &[crate::store::Commit],
-        ) -> Result<crate::store::Committed> {
-            if let Some(last) = commits.last() {
-                self.head.send_replace(last.entry.sequence());
-            }
-            if self.armed.load(std::sync::atomic::Ordering::SeqCst)
-                && let Ok(permit) = self.release.acquire().await
-            {
-                permit.forget();
-            }
-            self.inner.commit(expected, commits).await
-        }
-        async fn durable(&self, sequence: Sequence) -> Result<()> {
-            self.inner.durable(sequence).await
-        }
-        fn durable_head(&self) -> watch::Receiver<Sequence> {
-            self.head.subscribe()
-        }
-        async fn entries(&self, range: LogRange) -> Result<Vec<Entry>> {
-            self.inner.entries(range).await
-        }
-        async fn first_retained(&self) -> Result<Sequence> {
-            self.inner.first_retained().await
-        }
-        async fn prune(&self, before_ms: i64, max: usize) -> Result<usize> {
-            self.inner.prune(before_ms, max).await
-        }
-        async fn catch_up(&self, after: Sequence) -> Result<crate::store::CatchUp> {
-            self.catch_ups
-                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            self.inner.catch_up(after).await
-        }
-        async fn check_writable(&self) -> Result<()> {
-            self.inner.check_writable().await
-        }
-        fn failure(&self) -> watch::Receiver<Option<String>> {
-            self.inner.failure()
-        }
-    }
-
     #[tokio::test]
     async fn a_commit_of_this_process_seen_before_it_is_installed_is_not_caught_up_with() {
+        use super::super::held_store::HeldStore;
         use super::super::{Decision, Origin, SessionSettings};
-        use crate::store::{Change, StoreOptions};
+        use crate::store::Change;
+        use std::sync::atomic::Ordering;
         let dir = tempfile::tempdir().expect("a folder");
-        let inner = crate::store::SledStore::open(StoreOptions::new(dir.path())).expect("store");
-        let store = Arc::new(SeenEarly {
-            inner,
-            head: watch::Sender::new(Sequence(0)),
-            armed: std::sync::atomic::AtomicBool::new(false),
-            release: tokio::sync::Semaphore::new(0),
-            catch_ups: std::sync::atomic::AtomicUsize::new(0),
+        // Its head moves as a commit reaches it, before the service installs the commit.
+        let store = Arc::new(HeldStore {
+            seen_early: Some(watch::Sender::new(Sequence(0))),
+            ..HeldStore::open(dir.path())
         });
         let service = Service::new(store.clone(), SessionSettings::default())
             .await
             .expect("service");
-        store.armed.store(true, std::sync::atomic::Ordering::SeqCst);
+        store.arm();
         let before = service.position();
         let mut published = service.durable_commits();
         let write = service.write(Origin::system("test"), |_| {
             Ok(Decision::new(()).change(Change::PutSecret("k".into(), vec![1])))
         });
         let released = async {
-            // The head moved as the commit went to the store; give the follower every
-            // chance to act on it before the commit goes on.
-            let mut head = store.head.subscribe();
-            let _ = head.wait_for(|h| *h > before).await;
+            // Give the follower every chance to act on the moved head before the commit goes
+            // on.
+            store.entered.notified().await;
             for _ in 0..100 {
                 tokio::task::yield_now().await;
             }
@@ -410,7 +348,7 @@ mod tests {
             .expect("published in time")
             .expect("publishing");
         assert_eq!(
-            store.catch_ups.load(std::sync::atomic::Ordering::SeqCst),
+            store.catch_ups.load(Ordering::SeqCst),
             0,
             "the follower read the log for a commit of its own"
         );

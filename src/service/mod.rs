@@ -4,6 +4,8 @@
 mod audit;
 mod events;
 mod follow;
+#[cfg(test)]
+mod held_store;
 mod org;
 mod pending;
 mod platforms;

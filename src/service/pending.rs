@@ -180,89 +180,19 @@ async fn commit_batch(
 #[cfg(test)]
 mod tests {
     use std::pin::pin;
-    use std::sync::{Arc, Mutex};
+    use std::sync::Arc;
 
     use futures_util::poll;
-    use tokio::sync::{Notify, Semaphore, watch};
 
+    use super::super::held_store::HeldStore;
     use super::super::{Decision, Origin, Service, SessionSettings};
     use crate::error::{Error, Result};
-    use crate::store::{
-        CatchUp, Change, Commit, Committed, Entry, LogRange, Read, Sequence, SledStore, State,
-        Store, StoreOptions,
-    };
-
-    /// A store whose commits wait for the test once armed: each records its batch's size,
-    /// and the first one held fails when `fail_first`.
-    struct HeldStore {
-        inner: SledStore,
-        armed: Mutex<bool>,
-        fail_first: bool,
-        entered: Notify,
-        release: Semaphore,
-        batches: Mutex<Vec<usize>>,
-    }
-
-    impl HeldStore {
-        fn arm(&self) {
-            *self.armed.lock().unwrap() = true;
-        }
-    }
-
-    #[async_trait::async_trait]
-    impl Store for HeldStore {
-        async fn load(&self) -> Result<(State, Sequence)> {
-            self.inner.load().await
-        }
-        async fn commit(&self, expected: Sequence, commits: &[Commit]) -> Result<Committed> {
-            if *self.armed.lock().unwrap() {
-                let first = {
-                    let mut batches = self.batches.lock().unwrap();
-                    batches.push(commits.len());
-                    batches.len() == 1
-                };
-                self.entered.notify_one();
-                self.release.acquire().await.unwrap().forget();
-                if first && self.fail_first {
-                    return Err(Error::Unavailable("held and failed".into()));
-                }
-            }
-            self.inner.commit(expected, commits).await
-        }
-        async fn durable(&self, sequence: Sequence) -> Result<()> {
-            self.inner.durable(sequence).await
-        }
-        fn durable_head(&self) -> watch::Receiver<Sequence> {
-            self.inner.durable_head()
-        }
-        async fn entries(&self, range: LogRange) -> Result<Vec<Entry>> {
-            self.inner.entries(range).await
-        }
-        async fn first_retained(&self) -> Result<Sequence> {
-            self.inner.first_retained().await
-        }
-        async fn prune(&self, before_ms: i64, max: usize) -> Result<usize> {
-            self.inner.prune(before_ms, max).await
-        }
-        async fn catch_up(&self, after: Sequence) -> Result<CatchUp> {
-            self.inner.catch_up(after).await
-        }
-        async fn check_writable(&self) -> Result<()> {
-            self.inner.check_writable().await
-        }
-        fn failure(&self) -> watch::Receiver<Option<String>> {
-            self.inner.failure()
-        }
-    }
+    use crate::store::{Change, Read, Store};
 
     async fn service(dir: &std::path::Path, fail_first: bool) -> (Service, Arc<HeldStore>) {
         let store = Arc::new(HeldStore {
-            inner: SledStore::open(StoreOptions::new(dir)).unwrap(),
-            armed: Mutex::new(false),
             fail_first,
-            entered: Notify::new(),
-            release: Semaphore::new(0),
-            batches: Mutex::new(Vec::new()),
+            ..HeldStore::open(dir)
         });
         let service = Service::new(store.clone(), SessionSettings::default())
             .await
