@@ -201,6 +201,13 @@ pub struct ServeArgs {
     #[arg(long, env = "CALLREC_PROBE_CONCURRENCY", default_value_t = 64,
         value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub probe_concurrency: u32,
+    /// With --database-url: how long a read lease lasts, in milliseconds. While it holds, API
+    /// requests are answered from memory instead of each first looking at the database's log
+    /// head; commits are acknowledged once every gateway holding one has them. A gateway that
+    /// dies holds up the others' commits this long at most. 0: no lease, every request looks.
+    #[arg(long, env = "CALLREC_READ_LEASE_MS", default_value_t = 2000,
+        value_parser = clap::value_parser!(u64).range(0..=60_000))]
+    pub read_lease_ms: u64,
     /// Benchmarks only: acknowledge writes before they reach the disk.
     #[arg(long, hide = true)]
     pub unsafe_skip_flush: bool,

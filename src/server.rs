@@ -121,6 +121,10 @@ impl Server {
         };
         let throttle = store.shared_login_throttle(settings.max_failed_logins, settings.lockout);
         let mut service = Service::new(store.store(), settings).await?;
+        if let OpenStore::Database(store) = &store {
+            // Once the state is loaded: the lease is trusted only from its position on.
+            store.hold_read_leases(Duration::from_millis(args.read_lease_ms));
+        }
         if let Some(throttle) = throttle {
             service.set_login_throttle(throttle);
         }
@@ -270,6 +274,10 @@ impl Server {
                 grace.as_secs_f64()
             )),
         };
+        // Other gateways' commits no longer wait for this one's.
+        if let Ok(Err(e)) = tokio::time::timeout(grace, self.service.release()).await {
+            tracing::warn!(error = %e, "cannot give up the read lease; it ends by itself");
+        }
         let failed = failed_rx.try_recv().ok();
         match (flushed, failed) {
             (Ok(()), None) => Ok(()),

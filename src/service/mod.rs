@@ -103,11 +103,17 @@ impl Spine {
         self.pending.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn install(&self, snapshot: Arc<Snapshot>) {
-        let mut head = self.head.write().unwrap_or_else(|p| p.into_inner());
-        if snapshot.sequence > head.sequence {
-            *head = snapshot;
+    /// Makes `snapshot` the newest state, caught up with other processes' commits
+    /// (`foreign`) or made by this one's.
+    fn install(&self, snapshot: Arc<Snapshot>, foreign: bool) {
+        let at = snapshot.sequence;
+        {
+            let mut head = self.head.write().unwrap_or_else(|p| p.into_inner());
+            if at > head.sequence {
+                *head = snapshot;
+            }
         }
+        self.store.installed(at, foreign);
     }
 
     /// Applies what other processes committed since our head. Called with the write gate held.
@@ -129,7 +135,7 @@ impl Spine {
             recent.insert(f.entry.sequence, Arc::new(f.entry));
         }
         drop(recent);
-        self.install(Snapshot::new(last, state));
+        self.install(Snapshot::new(last, state), true);
         Ok(())
     }
 
@@ -144,7 +150,7 @@ impl Spine {
             "the change log no longer holds what followed this gateway's position: \
              the whole state was loaded again"
         );
-        self.install(Snapshot::new(head, state));
+        self.install(Snapshot::new(head, state), true);
         Ok(())
     }
 }
@@ -230,6 +236,7 @@ impl Service {
     /// creates the token signing key on first use.
     pub async fn new(store: Arc<dyn Store>, settings: SessionSettings) -> Result<Service> {
         let (state, sequence) = store.load().await?;
+        store.installed(sequence, false);
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         let spine = Arc::new(Spine {
             store,
@@ -421,5 +428,11 @@ impl Service {
     /// Waits until everything committed so far is on disk (used on shutdown).
     pub async fn flush(&self) -> Result<()> {
         self.spine.store.durable(self.position()).await
+    }
+
+    /// Gives up what other gateways wait for while this one serves (used on shutdown, once
+    /// no request is served any more).
+    pub async fn release(&self) -> Result<()> {
+        self.spine.store.release().await
     }
 }

@@ -167,7 +167,7 @@ async fn commit_batch(
                 recent.insert(commit.entry.sequence, Arc::new(commit.entry));
             }
             drop(recent);
-            spine.install(Snapshot::new(at, state));
+            spine.install(Snapshot::new(at, state), false);
             Ok(Some(at))
         }
         Committed::Conflict => {

@@ -164,4 +164,12 @@ pub trait Store: Send + Sync + 'static {
     /// The cause, once a write or flush has failed: from then on the store takes no write
     /// (see `SledStore`), and the process should be restarted to reopen it. Needs a runtime.
     fn failure(&self) -> watch::Receiver<Option<String>>;
+    /// The service now answers with the state at `at`: caught up with other processes'
+    /// commits (`foreign`), or with its own.
+    fn installed(&self, _at: Sequence, _foreign: bool) {}
+    /// Gives up what other processes wait for while this one serves (its read lease), before
+    /// it stops.
+    async fn release(&self) -> Result<()> {
+        Ok(())
+    }
 }

@@ -2,11 +2,13 @@
 //! gateway, and the head is read again after every (re)connection, so that a notification
 //! sent while the connection was down is never missed.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::{PgListener, PgPool};
 use tokio::sync::watch;
 
+use super::lease::{Leases, SEEN_CHANNEL};
 use super::{CHANNEL, read_head};
 use crate::store::Sequence;
 
@@ -24,11 +26,12 @@ pub(super) fn raise(head: &watch::Sender<Sequence>, to: Sequence) {
     });
 }
 
-/// Feeds `head` for as long as the store lives.
-pub(super) async fn follow(pool: PgPool, head: watch::Sender<Sequence>) {
+/// Feeds `head`, and hands the positions other gateways report to `leases`, for as long as
+/// the store lives.
+pub(super) async fn follow(pool: PgPool, head: watch::Sender<Sequence>, leases: Arc<Leases>) {
     let mut wait = Duration::from_millis(50);
     loop {
-        match listen(&pool, &head).await {
+        match listen(&pool, &head, &leases).await {
             Ok(()) => {}
             Err(e) => {
                 tracing::warn!(error = %e, "lost the database's log notifications; reconnecting")
@@ -40,20 +43,32 @@ pub(super) async fn follow(pool: PgPool, head: watch::Sender<Sequence>) {
 }
 
 /// Listens until the connection fails for good (and cannot be made again at once).
-async fn listen(pool: &PgPool, head: &watch::Sender<Sequence>) -> Result<(), sqlx::Error> {
+async fn listen(
+    pool: &PgPool,
+    head: &watch::Sender<Sequence>,
+    leases: &Leases,
+) -> Result<(), sqlx::Error> {
     let mut listener = PgListener::connect_with(pool).await?;
-    listener.listen(CHANNEL).await?;
-    // Listening from here on: whatever was committed before is in the head row.
+    listener.listen_all([CHANNEL, SEEN_CHANNEL]).await?;
+    // Listening from here on: whatever was committed before is in the head row, and whatever
+    // was reported in `read_leases`.
     catch_up(pool, head).await?;
+    leases.reports_lost();
     loop {
         match listener.try_recv().await? {
+            Some(notification) if notification.channel() == SEEN_CHANNEL => {
+                leases.reported(notification.payload())
+            }
             Some(notification) => match notification.payload().parse::<u64>() {
                 Ok(at) => raise(head, Sequence(at)),
                 Err(_) => catch_up(pool, head).await?,
             },
             // The connection was lost and made again (listening again): what was notified in
-            // between is lost, the head row is not.
-            None => catch_up(pool, head).await?,
+            // between is lost, the head row and the reports are not.
+            None => {
+                catch_up(pool, head).await?;
+                leases.reports_lost();
+            }
         }
     }
 }

@@ -14,6 +14,8 @@
 //! [`rows::Touched`]), all in one snapshot.
 
 mod head;
+mod kept;
+mod lease;
 mod look;
 mod migrate;
 mod rows;
@@ -21,6 +23,7 @@ mod throttle;
 
 use std::collections::BTreeSet;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -66,12 +69,19 @@ pub struct PgStore {
     committed: AtomicU64,
     /// Looks at the head row shared by the requests that wait for one together.
     look: look::SharedLook,
-    /// The connection those looks go over (see [`PgStore::look_at_head`]).
-    look_connection: tokio::sync::Mutex<Option<PgConnection>>,
+    /// The connection those looks go over.
+    look_connection: kept::Kept,
+    /// The connection of the commits and catch-ups, which run one at a time under the
+    /// service's write gate.
+    gate_connection: kept::Kept,
     connect: PgConnectOptions,
     /// How long a look or a pooled connection may take before the request is answered 503.
     timeout: Duration,
     follower: tokio::task::JoinHandle<()>,
+    /// This gateway's read lease and the others' (see [`lease`]).
+    leases: Arc<lease::Leases>,
+    /// The tasks that keep and report this gateway's lease, while it holds one.
+    lease_tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// Never set: a database that went away comes back, and each request finds out for
     /// itself (503) until it does.
     failure: watch::Sender<Option<String>>,
@@ -141,36 +151,54 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(options.pool.max(1))
             .acquire_timeout(options.acquire_timeout)
-            .after_connect(|conn, _| {
-                Box::pin(async move {
-                    // A commit is acknowledged once on disk: never let a server default of
-                    // `off` acknowledge it earlier.
-                    sqlx::query(
-                        "SELECT set_config('synchronous_commit', 'on', false) \
-                         WHERE current_setting('synchronous_commit') = 'off'",
-                    )
-                    .execute(conn)
-                    .await?;
-                    Ok(())
-                })
-            })
+            .after_connect(|conn, _| Box::pin(durable_commits(conn)))
             .connect_with(connect.clone())
             .await
             .map_err(|e| anyhow::anyhow!("cannot connect to the database: {e}"))?;
         let at = read_head(&pool).await.map_err(anyhow::Error::from)?;
         let head = watch::Sender::new(at);
-        let follower = tokio::spawn(head::follow(pool.clone(), head.clone()));
+        let leases = Arc::new(lease::Leases::new(kept::Kept::new(
+            connect.clone(),
+            options.acquire_timeout,
+        )));
+        let follower = tokio::spawn(head::follow(pool.clone(), head.clone(), leases.clone()));
         Ok(PgStore {
             pool,
             head,
             committed: AtomicU64::new(0),
             look: look::SharedLook::default(),
-            look_connection: tokio::sync::Mutex::new(None),
+            look_connection: kept::Kept::new(connect.clone(), options.acquire_timeout),
+            gate_connection: kept::Kept::new(connect.clone(), options.acquire_timeout),
             connect,
             timeout: options.acquire_timeout,
             follower,
+            leases,
+            lease_tasks: std::sync::Mutex::new(Vec::new()),
             failure: watch::Sender::new(None),
         })
+    }
+
+    /// Answers API requests from memory while a read lease of `length` holds, instead of
+    /// looking at the head for each (see [`lease`]). For serving gateways only: a process that
+    /// takes a lease and stops following the log holds up the others' commits until it ends.
+    pub fn hold_read_leases(&self, length: Duration) {
+        if length.is_zero() {
+            return;
+        }
+        let mut tasks = self.lease_tasks.lock().unwrap_or_else(|p| p.into_inner());
+        if !tasks.is_empty() {
+            return;
+        }
+        tasks.push(tokio::spawn(lease::hold(
+            self.pool.clone(),
+            self.leases.clone(),
+            self.head.clone(),
+            length,
+        )));
+        tasks.push(tokio::spawn(lease::report(
+            kept::Kept::new(self.connect.clone(), self.timeout),
+            self.leases.clone(),
+        )));
     }
 
     /// The connection pool, for what else lives in the database (the login lockout).
@@ -222,35 +250,19 @@ impl PgStore {
     }
 
     /// Reads the head row over a connection kept for this alone: one round trip, where a
-    /// pooled connection would take two (the pool checks a connection before lending it).
-    /// A connection that failed or took too long is dropped, and the next look makes a new
-    /// one, so that a database that went away and came back is looked at again.
+    /// pooled connection would take three (see [`kept`]).
     async fn look_at_head(&self) -> Result<Sequence> {
-        let mut kept = self.look_connection.lock().await;
-        let looked = tokio::time::timeout(self.timeout, async {
-            let connection = match kept.as_mut() {
-                Some(connection) => connection,
-                None => kept.insert(PgConnection::connect_with(&self.connect).await?),
-            };
-            sqlx::query_scalar::<_, i64>("SELECT sequence FROM log_head")
-                .fetch_one(connection)
-                .await
-        })
-        .await;
-        match looked {
-            Ok(Ok(head)) => sequence(head),
-            Ok(Err(e)) => {
-                *kept = None;
-                Err(db_error(e))
-            }
-            Err(_) => {
-                *kept = None;
-                Err(Error::Unavailable(format!(
-                    "the database did not answer within {} ms",
-                    self.timeout.as_millis()
-                )))
-            }
-        }
+        self.look_connection
+            .again(|connection| {
+                Box::pin(async move {
+                    let head: i64 = sqlx::query_scalar("SELECT sequence FROM log_head")
+                        .fetch_one(connection)
+                        .await
+                        .map_err(db_error)?;
+                    sequence(head)
+                })
+            })
+            .await
     }
 
     fn raise_head(&self, to: Sequence) {
@@ -258,65 +270,97 @@ impl PgStore {
     }
 
     async fn catch_up_now(&self, after: Sequence) -> Result<CatchUp> {
-        let mut tx = self.pool.begin().await.map_err(db_error)?;
-        let head = snapshot_head(&mut tx).await?;
-        if head <= after {
-            return Ok(CatchUp::Foreign(Vec::new()));
-        }
-        let rows = sqlx::query(
-            "SELECT sequence, entry::text, touched FROM change_log \
-             WHERE sequence > $1 ORDER BY sequence",
-        )
-        .bind(signed(after)?)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db_error)?;
-        let mut entries = Vec::with_capacity(rows.len());
-        let mut touched = BTreeSet::new();
-        for row in rows {
-            let text: String = row.get(1);
-            let names: Vec<Touched> = rows::record("log entry", row.get(2))?;
-            touched.extend(names);
-            entries.push(parse_entry(&text)?);
-        }
-        let gap_free = entries
-            .iter()
-            .zip(after.0 + 1..)
-            .all(|(e, expected)| e.sequence == expected);
-        if !gap_free || entries.last().map(Entry::sequence) != Some(head) {
-            // What changed in between is no longer in the log (pruned past retention).
-            return Ok(CatchUp::Pruned);
-        }
-        let changes = rows::current(&mut tx, &touched).await?;
-        tx.commit().await.map_err(db_error)?;
-        let last = entries.len() - 1;
-        // The changes bring a state from `after` to the head in one go: they go with the last
-        // entry, the others only carry their events.
-        let mut changes = Some(changes);
-        Ok(CatchUp::Foreign(
-            entries
-                .into_iter()
-                .enumerate()
-                .map(|(i, entry)| Foreign {
-                    entry,
-                    changes: if i == last {
-                        changes.take().unwrap_or_default()
-                    } else {
-                        Vec::new()
-                    },
-                })
-                .collect(),
-        ))
+        self.gate_connection
+            .again(|connection| Box::pin(catch_up_on(connection, after)))
+            .await
     }
 }
 
-/// Makes the transaction just begun on `conn` one read-only snapshot, and reads the log head
-/// in it: what else it reads is at that position.
+/// What was committed after `after`, read in one snapshot on `connection`.
+async fn catch_up_on(connection: &mut PgConnection, after: Sequence) -> Result<CatchUp> {
+    let mut tx = connection.begin_with(SNAPSHOT).await.map_err(db_error)?;
+    // The head (the row without an entry) and the entries after `after`, in one round trip;
+    // each part planned as the plain query would be (a join of the two was not: it sorted
+    // the whole log).
+    let rows = sqlx::query(
+        "(SELECT sequence, NULL::text AS entry, NULL::jsonb AS touched FROM log_head) \
+         UNION ALL \
+         (SELECT sequence, entry::text, touched FROM change_log \
+          WHERE sequence > $1 AND sequence <= (SELECT sequence FROM log_head))",
+    )
+    .bind(signed(after)?)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(db_error)?;
+    let mut head = None;
+    let mut found = Vec::with_capacity(rows.len());
+    for row in rows {
+        match row.get::<Option<String>, _>(1) {
+            None => head = Some(sequence(row.get(0))?),
+            Some(text) => found.push((row.get::<i64, _>(0), text, row.get(2))),
+        }
+    }
+    let Some(head) = head else {
+        return Err(Error::Internal("the log's head row is missing".into()));
+    };
+    if head <= after {
+        return Ok(CatchUp::Foreign(Vec::new()));
+    }
+    found.sort_unstable_by_key(|(at, _, _)| *at);
+    let mut entries = Vec::with_capacity(found.len());
+    let mut touched = BTreeSet::new();
+    for (_, text, names) in found {
+        let names: Vec<Touched> = rows::record("log entry", names)?;
+        touched.extend(names);
+        entries.push(parse_entry(&text)?);
+    }
+    let gap_free = entries
+        .iter()
+        .zip(after.0 + 1..)
+        .all(|(e, expected)| e.sequence == expected);
+    if !gap_free || entries.last().map(Entry::sequence) != Some(head) {
+        // What changed in between is no longer in the log (pruned past retention).
+        return Ok(CatchUp::Pruned);
+    }
+    let changes = rows::current(&mut tx, &touched).await?;
+    tx.commit().await.map_err(db_error)?;
+    let last = entries.len() - 1;
+    // The changes bring a state from `after` to the head in one go: they go with the last
+    // entry, the others only carry their events.
+    let mut changes = Some(changes);
+    Ok(CatchUp::Foreign(
+        entries
+            .into_iter()
+            .enumerate()
+            .map(|(i, entry)| Foreign {
+                entry,
+                changes: if i == last {
+                    changes.take().unwrap_or_default()
+                } else {
+                    Vec::new()
+                },
+            })
+            .collect(),
+    ))
+}
+
+/// A commit is acknowledged once on disk: never let a server default of `off` acknowledge it
+/// earlier. Run on every connection made.
+async fn durable_commits(conn: &mut PgConnection) -> std::result::Result<(), sqlx::Error> {
+    sqlx::query(
+        "SELECT set_config('synchronous_commit', 'on', false) \
+         WHERE current_setting('synchronous_commit') = 'off'",
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Begins a transaction that reads one snapshot: what it reads is at one log position.
+const SNAPSHOT: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
+
+/// Reads the log head in a transaction begun with [`SNAPSHOT`].
 async fn snapshot_head(conn: &mut PgConnection) -> Result<Sequence> {
-    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        .execute(&mut *conn)
-        .await
-        .map_err(db_error)?;
     let head: i64 = sqlx::query_scalar("SELECT sequence FROM log_head")
         .fetch_one(&mut *conn)
         .await
@@ -332,16 +376,27 @@ async fn read_head(pool: &PgPool) -> Result<Sequence> {
     sequence(head)
 }
 
+impl PgStore {
+    fn stop_lease_tasks(&self) {
+        let tasks =
+            std::mem::take(&mut *self.lease_tasks.lock().unwrap_or_else(|p| p.into_inner()));
+        for task in tasks {
+            task.abort();
+        }
+    }
+}
+
 impl Drop for PgStore {
     fn drop(&mut self) {
         self.follower.abort();
+        self.stop_lease_tasks();
     }
 }
 
 #[async_trait::async_trait]
 impl Store for PgStore {
     async fn load(&self) -> Result<(State, Sequence)> {
-        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        let mut tx = self.pool.begin_with(SNAPSHOT).await.map_err(db_error)?;
         let head = snapshot_head(&mut tx).await?;
         let mut state = State::default();
         for change in rows::everything(&mut tx).await? {
@@ -404,11 +459,18 @@ impl Store for PgStore {
         statement.push(", sequence::text) FROM head) notified");
         // An error leaves the outcome unknown to this gateway: nothing is acknowledged, and if
         // the commit did happen the head's follower brings it in like another's.
-        let moved: i64 = statement
-            .build_query_scalar()
-            .fetch_one(&self.pool)
-            .await
-            .map_err(db_error)?;
+        let moved: i64 = self
+            .gate_connection
+            .with(|connection| {
+                Box::pin(async move {
+                    statement
+                        .build_query_scalar()
+                        .fetch_one(connection)
+                        .await
+                        .map_err(db_error)
+                })
+            })
+            .await?;
         if moved != 1 {
             // Another gateway committed first. The head moves our watch too, in case its
             // notification is still on its way.
@@ -428,7 +490,8 @@ impl Store for PgStore {
         // durable. One it does not know is checked against the database.
         if sequence.0 <= self.committed.load(Ordering::SeqCst) {
             self.raise_head(sequence);
-            return Ok(());
+            // Acknowledged only once the gateways answering from memory hold it too.
+            return self.leases.seen_by_peers(sequence, &self.committed).await;
         }
         if sequence <= *self.head.borrow() {
             return Ok(());
@@ -508,6 +571,10 @@ impl Store for PgStore {
     }
 
     async fn newest(&self) -> Result<Option<Sequence>> {
+        if self.leases.holds() {
+            // Every commit acknowledged anywhere has waited for this gateway to install it.
+            return Ok(None);
+        }
         let head = self.look.newest(|| self.look_at_head()).await?;
         self.raise_head(head);
         Ok(Some(head))
@@ -529,5 +596,14 @@ impl Store for PgStore {
 
     fn failure(&self) -> watch::Receiver<Option<String>> {
         self.failure.subscribe()
+    }
+
+    fn installed(&self, at: Sequence, foreign: bool) {
+        self.leases.installed(at, foreign);
+    }
+
+    async fn release(&self) -> Result<()> {
+        self.stop_lease_tasks();
+        self.leases.release(&self.pool).await
     }
 }
