@@ -12,6 +12,10 @@
 //! Each gateway follows the head with `LISTEN` (see [`head`]), and catches up by reading the
 //! entries after its position and the current records of the objects they name (see
 //! [`rows::Touched`]), all in one snapshot.
+//!
+//! A change acknowledged by any gateway is in every gateway's next answer: a gateway holding a
+//! read lease answers from memory, and commits wait for it to install them (see [`lease`]);
+//! one without a lease looks at the head for each request (see [`look`]).
 
 mod head;
 mod kept;
