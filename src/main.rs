@@ -6,7 +6,7 @@ use callrec_gateway::config::{Cli, Command};
 /// finished on another (it waited, or was stolen), so much of what one thread allocates
 /// another frees; glibc serves that through a few locked heaps and spends much of a request
 /// there, jemalloc through per-thread caches. Measured on the REST list, writes, and the list
-/// on PostgreSQL, where every request waits for the look at the log head (see BENCHMARKS.md).
+/// on PostgreSQL with every request waiting for a look at the log head (see BENCHMARKS.md).
 #[cfg(not(target_env = "msvc"))]
 mod allocator {
     #[global_allocator]
