@@ -55,6 +55,8 @@ pub(super) struct Leases {
     installed: AtomicU64,
     /// Set once the lease is given up, for good.
     given_up: AtomicBool,
+    /// The last position every other gateway holding a lease was known to have installed.
+    cleared: AtomicU64,
     /// Wakes the reporter after a catch-up.
     report: Notify,
     /// The last position each other gateway reported, from the notifications.
@@ -78,6 +80,7 @@ impl Leases {
             trusted_from: AtomicU64::new(u64::MAX),
             installed: AtomicU64::new(0),
             given_up: AtomicBool::new(false),
+            cleared: AtomicU64::new(0),
             report: Notify::new(),
             reports: Mutex::new(HashMap::new()),
             woken: watch::Sender::new((0, 0)),
@@ -122,6 +125,10 @@ impl Leases {
     /// Waits until every other gateway holding a lease has installed `at`, or its lease has
     /// ended; `committed` is the last position this gateway committed.
     pub(super) async fn seen_by_peers(&self, at: Sequence, committed: &AtomicU64) -> Result<()> {
+        if at.0 <= self.cleared.load(Ordering::SeqCst) {
+            // A later position was: a lease taken since is trusted only past it.
+            return Ok(());
+        }
         let at = signed(at)?;
         let mut after = 0;
         loop {
@@ -131,7 +138,7 @@ impl Leases {
             after = check.number;
             let lagging: Vec<&Peer> = check.peers.iter().filter(|p| p.seen < at).collect();
             let Some(soonest) = lagging.iter().map(|p| p.ends_in_ms).min() else {
-                return Ok(());
+                return self.clear(at);
             };
             // The first of these leases may have been renewed when it was to end: checked
             // again then.
@@ -139,7 +146,7 @@ impl Leases {
                 + Duration::from_millis(u64::try_from(soonest.max(1)).unwrap_or(u64::MAX));
             loop {
                 if self.all_reported(&lagging, at) {
-                    return Ok(());
+                    return self.clear(at);
                 }
                 tokio::select! {
                     changed = woken.changed() => {
@@ -152,6 +159,13 @@ impl Leases {
                 }
             }
         }
+    }
+
+    /// Every gateway holding a lease has `at`: so has every one that takes a lease later.
+    fn clear(&self, at: i64) -> Result<()> {
+        self.cleared
+            .fetch_max(u64::try_from(at).unwrap_or(0), Ordering::SeqCst);
+        Ok(())
     }
 
     /// A check of the others' leases started after `at` was committed and after check number
