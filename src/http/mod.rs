@@ -168,7 +168,8 @@ fn cors(origins: &[String]) -> CorsLayer {
 }
 
 /// Before an API request: what other gateways on the same store committed before it is in
-/// this one's state (a token logged out elsewhere is refused). Free over a store of one process.
+/// this one's state (a token logged out elsewhere is refused). Free over a store of one process,
+/// and while this gateway holds a read lease on a shared one.
 async fn up_to_date(State(service): State<Arc<Service>>, request: Request, next: Next) -> Response {
     let path = request.uri().path();
     let api = (path.starts_with("/api/") && path != OPENAPI_PATH) || path.starts_with("/graphql");

@@ -299,7 +299,8 @@ impl Service {
 
     /// Brings this process's state up to everything committed to the store before the call,
     /// by any process: what a request then reads or checks (a token's session included) is
-    /// at least that new. Nothing to do over a store only this process writes.
+    /// at least that new. Nothing to do over a store only this process writes, nor while the
+    /// store says this process is already that new (a read lease: commits wait for it).
     pub async fn catch_up_with_store(&self) -> Result<()> {
         let Some(newest) = self.spine.store.newest().await? else {
             return Ok(());

@@ -154,8 +154,9 @@ pub trait Store: Send + Sync + 'static {
     /// can open has none.
     async fn catch_up(&self, after: Sequence) -> Result<CatchUp>;
     /// The newest log position of the store, whoever committed it, when other processes may
-    /// commit to it (`None`: only this process does, so its own position is the newest).
-    /// Concurrent callers may share one look, as long as it was taken after they called.
+    /// commit to it (`None`: only this process does, or no commit can be acknowledged before
+    /// this process has it, so its own position is new enough). Concurrent callers may share
+    /// one look, as long as it was taken after they called.
     async fn newest(&self) -> Result<Option<Sequence>> {
         Ok(None)
     }

@@ -49,10 +49,11 @@ const CHANNEL: &str = "callrec_log";
 pub struct PgOptions {
     /// `postgres://user:password@host:port/database?sslmode=...`
     pub url: String,
-    /// Connections the pool keeps at most (the LISTEN connection and the look at the head
-    /// are two more).
+    /// Connections the pool keeps at most (five more are kept: the LISTEN connection, the
+    /// look at the head, commits, lease checks and reports; see [`kept`]).
     pub pool: u32,
-    /// How long a request waits for a connection before it is answered 503.
+    /// How long a request waits for a connection, or for a kept connection's answer, before
+    /// it is answered 503.
     pub acquire_timeout: Duration,
 }
 
