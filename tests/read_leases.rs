@@ -51,6 +51,15 @@ async fn put(store: &PgStore, at: u64) {
     assert_eq!(committed, Committed::At(Sequence(at)));
 }
 
+/// Waits (bounded) for an acknowledgement made by [`acknowledge`], failing with `why`.
+async fn acknowledged(ack: tokio::task::JoinHandle<callrec_gateway::error::Result<()>>, why: &str) {
+    tokio::time::timeout(Duration::from_secs(20), ack)
+        .await
+        .expect(why)
+        .expect("task")
+        .expect("durable");
+}
+
 /// Acknowledges `at` in a task of its own.
 fn acknowledge(
     store: &Arc<PgStore>,
@@ -77,18 +86,15 @@ async fn a_commit_is_acknowledged_once_every_gateway_holding_a_lease_has_install
         "acknowledged before the gateway answering from memory had it"
     );
     holder.installed(Sequence(1), true);
-    tokio::time::timeout(Duration::from_secs(20), acked)
-        .await
-        .expect("acknowledged once the holder reported it")
-        .expect("task")
-        .expect("durable");
+    acknowledged(acked, "acknowledged once the holder reported it").await;
     // A gateway does not wait for its own lease (its row still says 1).
     put(&holder, 2).await;
     holder.installed(Sequence(2), false);
-    tokio::time::timeout(Duration::from_secs(20), holder.durable(Sequence(2)))
-        .await
-        .expect("acknowledged: the writer holds no lease")
-        .expect("durable");
+    acknowledged(
+        acknowledge(&holder, 2),
+        "acknowledged: the writer holds no lease",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -127,11 +133,7 @@ async fn a_holder_behind_the_head_lets_its_lease_lapse_and_is_waited_for_no_more
     // lapses, and the commit is acknowledged once it has ended.
     put(&writer, 1).await;
     let started = Instant::now();
-    tokio::time::timeout(Duration::from_secs(20), acknowledge(&writer, 1))
-        .await
-        .expect("acknowledged once the lease ended")
-        .expect("task")
-        .expect("durable");
+    acknowledged(acknowledge(&writer, 1), "acknowledged once the lease ended").await;
     assert!(
         started.elapsed() >= Duration::from_millis(100),
         "acknowledged at once: the holder was not waited for"
@@ -139,7 +141,7 @@ async fn a_holder_behind_the_head_lets_its_lease_lapse_and_is_waited_for_no_more
     assert_eq!(
         holder.newest().await.expect("newest"),
         Some(Sequence(1)),
-        "a lapsed lease answers from memory"
+        "answered from memory after the lease lapsed"
     );
 }
 
@@ -154,9 +156,9 @@ async fn a_lease_given_up_is_waited_for_no_more_and_its_holder_looks_again() {
     holder.release().await.expect("release");
     assert_eq!(holder.newest().await.expect("newest"), Some(Sequence(0)));
     put(&writer, 1).await;
-    tokio::time::timeout(Duration::from_secs(20), acknowledge(&writer, 1))
-        .await
-        .expect("acknowledged long before the given-up lease would have ended")
-        .expect("task")
-        .expect("durable");
+    acknowledged(
+        acknowledge(&writer, 1),
+        "acknowledged long before the given-up lease would have ended",
+    )
+    .await;
 }

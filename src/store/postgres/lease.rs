@@ -29,7 +29,7 @@ use sqlx::postgres::PgPool;
 use tokio::sync::{Notify, watch};
 
 use super::kept::Kept;
-use super::{db_error, head, sequence, signed};
+use super::{db_error, head, read_head, sequence, signed};
 use crate::error::Result;
 use crate::store::Sequence;
 
@@ -337,11 +337,7 @@ async fn renew(
     if leases.now() >= leases.trusted_until.load(Ordering::SeqCst) {
         // Taken anew: commits made while no lease was on record did not wait for this gateway.
         // They were all committed before a look made now, after the row is.
-        let looked: i64 = sqlx::query_scalar("SELECT sequence FROM log_head")
-            .fetch_one(pool)
-            .await
-            .map_err(db_error)?;
-        let looked = sequence(looked)?;
+        let looked = read_head(pool).await?;
         head::raise(head, looked);
         leases.trusted_from.store(looked.0, Ordering::SeqCst);
     }
