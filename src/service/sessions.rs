@@ -1,5 +1,6 @@
 //! Login, token refresh, logout, and turning an access token into a [`Principal`].
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rand::RngCore;
@@ -7,7 +8,7 @@ use rand::distributions::{Alphanumeric, DistString};
 use rand::rngs::OsRng;
 
 use super::{Decision, Origin, Service};
-use crate::auth::{Attempt, Outcome, PasswordChecks, TokenKind, Tokens, verify_password};
+use crate::auth::{Attempt, Claims, Outcome, PasswordChecks, TokenKind, Tokens, verify_password};
 use crate::error::{Error, Result};
 use crate::model::Principal;
 use crate::store::{Change, Read, Sequence, Session};
@@ -17,11 +18,13 @@ const TOKEN_KEY: &str = "token-signing-key";
 const KNOWN_TOKENS: usize = 4096;
 
 /// An access token found valid at a commit, with its user's principal at that commit; good
-/// until its token or session expires.
+/// until its token or session expires. Its signature and claims stay checked once the log
+/// moves on: only its session and user are looked at again.
 pub(super) struct KnownToken {
     commit: Sequence,
     principal: Principal,
     expires_at: u64,
+    claims: Arc<Claims>,
 }
 
 #[derive(Debug, Clone)]
@@ -188,17 +191,20 @@ impl Service {
     /// Expiry is checked on every use.
     pub fn authenticate(&self, access_token: &str) -> Result<Principal> {
         let now = now();
-        if let Some(known) = self
-            .principals
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(access_token)
-            && known.commit == self.position()
-            && known.expires_at > now
-        {
-            return Ok(known.principal.clone());
-        }
-        let claims = self.tokens.verify(access_token, TokenKind::Access)?;
+        let known = {
+            let known = self.principals.lock().unwrap_or_else(|p| p.into_inner());
+            match known.get(access_token) {
+                Some(k) if k.commit == self.position() && k.expires_at > now => {
+                    return Ok(k.principal.clone());
+                }
+                Some(k) if k.claims.exp > now => Some(k.claims.clone()),
+                _ => None,
+            }
+        };
+        let claims = match known {
+            Some(claims) => claims,
+            None => Arc::new(self.tokens.verify(access_token, TokenKind::Access)?),
+        };
         let (principal, session_expires_at, commit) =
             self.principal_of_session(&claims.sid, &claims.sub)?;
         let mut known = self.principals.lock().unwrap_or_else(|p| p.into_inner());
@@ -211,6 +217,7 @@ impl Service {
                 commit,
                 principal: principal.clone(),
                 expires_at: claims.exp.min(session_expires_at),
+                claims,
             },
         );
         Ok(principal)
