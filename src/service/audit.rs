@@ -52,9 +52,9 @@ fn session_json(session: &crate::store::Session) -> Value {
     json!({ "username": session.username, "expiresAt": session.expires_at })
 }
 
-/// Before and after of every object `changes` touch, applied in order to `before`.
-pub(super) fn describe(before: &State, changes: &[Change]) -> Vec<AuditChange> {
-    let mut state = before.clone();
+/// Before and after of every object `changes` touch, applied in order to `state`; and the
+/// state they make.
+pub(super) fn describe(mut state: State, changes: &[Change]) -> (Vec<AuditChange>, State) {
     let mut out = Vec::with_capacity(changes.len());
     for change in changes {
         let (kind, key, old) = match change {
@@ -116,7 +116,7 @@ pub(super) fn describe(before: &State, changes: &[Change]) -> Vec<AuditChange> {
             after: new,
         });
     }
-    out
+    (out, state)
 }
 
 fn group_key(k: &crate::model::GroupRef) -> String {

@@ -88,9 +88,11 @@ async fn publish_up_to(spine: &Spine, mut published: Sequence, target: Sequence)
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(&entry.sequence);
-            let events = entry.events.iter().cloned().map(Event::from).collect();
-            // No subscriber is not an error.
-            let _ = spine.events.send(Arc::new(Published { entry, events }));
+            if spine.events.receiver_count() > 0 {
+                let events = entry.events.iter().cloned().map(Event::from).collect();
+                // A subscriber gone meanwhile is not an error.
+                let _ = spine.events.send(Arc::new(Published { entry, events }));
+            }
             spine.published.send_replace(published);
         }
     }

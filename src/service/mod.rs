@@ -357,10 +357,7 @@ impl Service {
                 }
             };
             match outcome.await {
-                Ok(Ok(Outcome::At(at))) => {
-                    spine.store.durable(at).await?;
-                    return decided;
-                }
+                Ok(Ok(Outcome::Durable)) => return decided,
                 Ok(Ok(Outcome::Again)) => continue,
                 Ok(Err(e)) => return Err(e),
                 Err(_) => return Err(Error::Internal("a commit task ended unanswered".into())),
@@ -388,12 +385,9 @@ impl Service {
                     origin.operation,
                 );
                 entry.request_id = request_id();
-                entry.changes = audit::describe(&state, &decision.changes);
+                let (described, next) = audit::describe(state, &decision.changes);
+                entry.changes = described;
                 entry.events = decision.events.iter().map(Into::into).collect();
-                let mut next = state;
-                for change in &decision.changes {
-                    next.apply(change);
-                }
                 let commit = Commit {
                     changes: decision.changes,
                     entry,

@@ -15,6 +15,7 @@
 //! writer has applied it and, with flushing on, the flusher has flushed it. A write that sled
 //! refuses fails the store: nothing queued after it is applied, and nothing is acknowledged.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex};
@@ -23,7 +24,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 
 use super::records::{
     GroupRecord, PlatformRecord, PropertiesRecord, SessionRecord, TenantRecord, UserRecord,
@@ -53,6 +54,9 @@ const COMMITS: &[u8] = b"s:commits";
 const DURABLE_FILE: &str = "durable-commits";
 /// While flushes follow each other, the durable commit count is written out at most this often.
 const RECORD_EVERY: Duration = Duration::from_millis(100);
+/// With flushing off, how often the flusher flushes: nobody waits for it, so flushing behind
+/// every batch would only spend what flushing off is there to leave out.
+const UNWAITED_FLUSH_EVERY: Duration = Duration::from_millis(100);
 const FORMAT_VERSION: &[u8] = b"2";
 /// The format before the log: the same records without versions, plus a usage index on disk
 /// (now built in memory). Opened by upgrading: its history starts empty.
@@ -69,8 +73,9 @@ pub struct StoreOptions {
     /// sled's page cache, in bytes.
     pub cache_capacity: u64,
     /// Off only for benchmarks measuring what durability costs: commits are then
-    /// acknowledged before they reach the disk. The flusher still runs behind them: sled 0.34
-    /// hangs every writer when its log is written fast and never flushed.
+    /// acknowledged before they reach the disk. The flusher still flushes every
+    /// [`UNWAITED_FLUSH_EVERY`]: sled 0.34 hangs every writer when its log is written fast and
+    /// never flushed.
     pub flush: bool,
 }
 
@@ -143,9 +148,41 @@ struct Flusher {
     recorded: Mutex<(u64, Option<std::time::Instant>)>,
     wanted: Mutex<(u64, bool)>,
     wake: Condvar,
+    /// Changed in place; its receivers are told only of a failure (see [`Waiting`]).
     durable: watch::Sender<DurableState>,
+    /// Whether a commit is acknowledged once flushed (or once applied).
+    flush: bool,
+    waiting: Mutex<Waiting>,
     /// The last durable log position, for followers of the log.
     head: watch::Sender<Sequence>,
+}
+
+/// Who waits for which position, woken only once it is reached or the store fails: under 64
+/// writing clients a watch would wake every waiting request at every batch and every flush,
+/// most of them to wait again.
+#[derive(Default)]
+struct Waiting {
+    /// For a position to be applied (readable from sled).
+    applied: BTreeMap<u64, Vec<oneshot::Sender<()>>>,
+    /// For a position to be acknowledged (see [`Flusher::acknowledged`]).
+    acknowledged: BTreeMap<u64, Vec<oneshot::Sender<()>>>,
+}
+
+/// Takes out the waiters of every position up to `reached` (all of them once `failed`).
+fn reached(
+    waiting: &mut BTreeMap<u64, Vec<oneshot::Sender<()>>>,
+    reached: u64,
+    failed: bool,
+) -> Vec<oneshot::Sender<()>> {
+    let later = if failed {
+        BTreeMap::new()
+    } else {
+        waiting.split_off(&reached.saturating_add(1))
+    };
+    std::mem::replace(waiting, later)
+        .into_values()
+        .flatten()
+        .collect()
 }
 fn storage(e: sled::Error) -> Error {
     Error::Unavailable(e.to_string())
@@ -272,6 +309,8 @@ impl SledStore {
             wanted: Mutex::new((base, false)),
             wake: Condvar::new(),
             durable,
+            flush: options.flush,
+            waiting: Mutex::new(Waiting::default()),
             head: watch::Sender::new(Sequence(base)),
         });
         let flusher_thread = {
@@ -367,13 +406,7 @@ impl SledStore {
     /// Waits until the writer has applied every commit queued before the call, so that what
     /// is read from sled includes them.
     async fn applied(&self) -> Result<()> {
-        let last = self.last();
-        self.flusher
-            .durable
-            .subscribe()
-            .wait_for(|d| d.applied >= last || d.failed.is_some())
-            .await
-            .map_err(|_| Error::Unavailable("the store is closed".into()))?;
+        self.flusher.until(self.last(), false).await;
         self.writable()
     }
 
@@ -676,13 +709,21 @@ impl Flusher {
                 }
                 Next::Flush(target) => target,
             };
+            if !self.flush {
+                // Nothing waits for these flushes: one now and then keeps sled going.
+                std::thread::sleep(UNWAITED_FLUSH_EVERY);
+            }
             let started = std::time::Instant::now();
             let flushed = db.flush();
             metrics::histogram!("callrec_store_flush_duration_seconds")
                 .record(started.elapsed().as_secs_f64());
             match flushed {
                 Ok(_) => {
-                    self.durable.send_modify(|d| d.seq = d.seq.max(target));
+                    self.durable.send_if_modified(|d| {
+                        d.seq = d.seq.max(target);
+                        false
+                    });
+                    self.wake_waiting();
                     self.head.send_if_modified(|h| {
                         let newer = target > h.0;
                         if newer {
@@ -704,7 +745,11 @@ impl Flusher {
     /// The writer applied every commit up to `seq`: the flusher may make them durable. With
     /// flushing off they are acknowledged now, so followers of the log need not wait either.
     fn applied(&self, seq: u64, flush: bool) {
-        self.durable.send_modify(|d| d.applied = d.applied.max(seq));
+        self.durable.send_if_modified(|d| {
+            d.applied = d.applied.max(seq);
+            false
+        });
+        self.wake_waiting();
         if !flush {
             self.head.send_replace(Sequence(seq));
         }
@@ -716,6 +761,57 @@ impl Flusher {
         self.durable.send_modify(|d| {
             d.failed.get_or_insert(cause);
         });
+        self.wake_waiting();
+    }
+
+    /// The last position acknowledged: durable, or with flushing off applied.
+    fn acknowledged(&self, d: &DurableState) -> u64 {
+        if self.flush { d.seq } else { d.applied }
+    }
+
+    /// Resolves once `seq` is acknowledged (or only applied, unless `acknowledged`), or the
+    /// store has failed.
+    async fn until(&self, seq: u64, acknowledged: bool) {
+        let wait = {
+            let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+            let d = self.durable.borrow();
+            let at = if acknowledged {
+                self.acknowledged(&d)
+            } else {
+                d.applied
+            };
+            if at >= seq || d.failed.is_some() {
+                return;
+            }
+            let (tx, rx) = oneshot::channel();
+            let waiting = if acknowledged {
+                &mut waiting.acknowledged
+            } else {
+                &mut waiting.applied
+            };
+            waiting.entry(seq).or_default().push(tx);
+            rx
+        };
+        // Dropped unanswered only with the store itself.
+        let _ = wait.await;
+    }
+
+    /// Answers the waiters of what the durable state now holds. Called after each change to
+    /// it, which [`Flusher::until`] reads under the same lock as it registers.
+    fn wake_waiting(&self) {
+        let (applied, acknowledged, failed) = {
+            let d = self.durable.borrow();
+            (d.applied, self.acknowledged(&d), d.failed.is_some())
+        };
+        let woken = {
+            let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+            let mut woken = reached(&mut waiting.applied, applied, failed);
+            woken.extend(reached(&mut waiting.acknowledged, acknowledged, failed));
+            woken
+        };
+        for tx in woken {
+            let _ = tx.send(());
+        }
     }
 
     fn recorded_below(&self, seq: u64) -> bool {
@@ -802,16 +898,9 @@ impl Store for SledStore {
     }
 
     async fn durable(&self, sequence: Sequence) -> Result<()> {
-        let flush = self.flush;
-        let mut rx = self.flusher.durable.subscribe();
-        let state = rx
-            .wait_for(|d| {
-                (if flush { d.seq } else { d.applied }) >= sequence.0 || d.failed.is_some()
-            })
-            .await
-            .map_err(|_| Error::Unavailable("the store is closed".into()))?
-            .clone();
-        match state.failed {
+        self.flusher.until(sequence.0, true).await;
+        let failed = self.flusher.durable.borrow().failed.clone();
+        match failed {
             // A flush failure may leave earlier commits undurable too: acknowledge nothing.
             Some(cause) => Err(Error::Unavailable(format!(
                 "the store could not flush: {cause}"
@@ -902,6 +991,44 @@ mod tests {
         };
         store.durable(at).await.unwrap();
         at
+    }
+
+    #[test]
+    fn a_waiter_is_woken_only_once_its_position_is_reached() {
+        let mut waiting = BTreeMap::new();
+        let mut answers = Vec::new();
+        for at in [3, 5, 5, 7] {
+            let (tx, rx) = oneshot::channel();
+            waiting.entry(at).or_insert_with(Vec::new).push(tx);
+            answers.push(rx);
+        }
+        assert!(reached(&mut waiting, 2, false).is_empty());
+        assert_eq!(reached(&mut waiting, 5, false).len(), 3);
+        assert_eq!(waiting.keys().copied().collect::<Vec<_>>(), vec![7]);
+        assert_eq!(
+            reached(&mut waiting, 6, true).len(),
+            1,
+            "a failure wakes everyone"
+        );
+        assert!(waiting.is_empty());
+        assert!(reached(&mut waiting, u64::MAX, false).is_empty());
+    }
+
+    #[tokio::test]
+    async fn waiters_for_a_commit_are_answered_once_it_is_durable_not_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(StoreOptions::new(dir.path())).unwrap();
+        let at = put_secret(&store, "a").await;
+        let later = Sequence(at.0 + 1);
+        let mut waiting = std::pin::pin!(store.durable(later));
+        assert!(futures_util::poll!(&mut waiting).is_pending());
+        assert_eq!(put_secret(&store, "b").await, later);
+        tokio::time::timeout(Duration::from_secs(20), waiting)
+            .await
+            .expect("answered once durable")
+            .unwrap();
+        // Already durable: answered at once.
+        assert!(futures_util::poll!(std::pin::pin!(store.durable(at))).is_ready());
     }
 
     #[tokio::test]
