@@ -346,7 +346,9 @@ async fn renew(
 }
 
 /// Reports the position installed after each catch-up, so that the commits waiting for this
-/// gateway are acknowledged.
+/// gateway are acknowledged. The report does not wait for the disk (`synchronous_commit` off
+/// for its transaction alone): what it tells is what this process holds in memory, and a
+/// report lost in a crash of the database only makes commits wait for the next one.
 pub(super) async fn report(connection: Kept, leases: Arc<Leases>) {
     let mut reported = 0;
     loop {
@@ -363,7 +365,8 @@ pub(super) async fn report(connection: Kept, leases: Arc<Leases>) {
                         "WITH reported AS ( \
                            UPDATE read_leases SET seen = $2 \
                            WHERE gateway = $1 AND seen < $2 RETURNING 1) \
-                         SELECT pg_notify($3, $1 || ' ' || $2) FROM reported",
+                         SELECT pg_notify($3, $1 || ' ' || $2), \
+                           set_config('synchronous_commit', 'off', true) FROM reported",
                     )
                     .bind(id)
                     .bind(i64::try_from(installed).unwrap_or(i64::MAX))
