@@ -3,9 +3,9 @@
 //! A write decides against the newest state with every pending decision applied (the tip),
 //! queues what it decided and waits. One committer task at a time hands everything queued to
 //! the store as one commit (one transaction, one flush), then installs the new state; each
-//! waiting write is answered once the commit is durable. While it waits on the store, the next writes decide against
-//! the tip and queue behind it, so a store that takes a round trip per commit (PostgreSQL)
-//! commits as many decisions in each as arrive meanwhile.
+//! waiting write is answered once the commit is durable. While it waits on the store, the
+//! next writes decide against the tip and queue behind it, so a store that takes a round trip
+//! per commit (PostgreSQL) commits as many decisions in each as arrive meanwhile.
 //!
 //! A decision holds only if everything before it is committed. When a commit is refused
 //! (another process committed first) or fails, every decision queued behind it is dropped and

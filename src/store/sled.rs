@@ -184,6 +184,11 @@ fn reached(
         .flatten()
         .collect()
 }
+
+fn closed() -> Error {
+    Error::Unavailable("the store is closed".into())
+}
+
 fn storage(e: sled::Error) -> Error {
     Error::Unavailable(e.to_string())
 }
@@ -406,7 +411,9 @@ impl SledStore {
     /// Waits until the writer has applied every commit queued before the call, so that what
     /// is read from sled includes them.
     async fn applied(&self) -> Result<()> {
-        self.flusher.until(self.last(), false).await;
+        if !self.flusher.until(self.last(), false).await {
+            return Err(closed());
+        }
         self.writable()
     }
 
@@ -497,7 +504,7 @@ impl SledStore {
         };
         let sent = committed.1.as_ref().map(|queue| queue.send(queued));
         if !matches!(sent, Some(Ok(()))) {
-            return Err(Error::Unavailable("the store is closed".into()));
+            return Err(closed());
         }
         committed.0 = entry.sequence;
         Ok(Committed::At(entry.sequence()))
@@ -770,8 +777,8 @@ impl Flusher {
     }
 
     /// Resolves once `seq` is acknowledged (or only applied, unless `acknowledged`), or the
-    /// store has failed.
-    async fn until(&self, seq: u64, acknowledged: bool) {
+    /// store has failed: `false` only if the store went away first.
+    async fn until(&self, seq: u64, acknowledged: bool) -> bool {
         let wait = {
             let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
             let d = self.durable.borrow();
@@ -781,7 +788,7 @@ impl Flusher {
                 d.applied
             };
             if at >= seq || d.failed.is_some() {
-                return;
+                return true;
             }
             let (tx, rx) = oneshot::channel();
             let waiting = if acknowledged {
@@ -792,8 +799,7 @@ impl Flusher {
             waiting.entry(seq).or_default().push(tx);
             rx
         };
-        // Dropped unanswered only with the store itself.
-        let _ = wait.await;
+        wait.await.is_ok()
     }
 
     /// Answers the waiters of what the durable state now holds. Called after each change to
@@ -898,7 +904,9 @@ impl Store for SledStore {
     }
 
     async fn durable(&self, sequence: Sequence) -> Result<()> {
-        self.flusher.until(sequence.0, true).await;
+        if !self.flusher.until(sequence.0, true).await {
+            return Err(closed());
+        }
         let failed = self.flusher.durable.borrow().failed.clone();
         match failed {
             // A flush failure may leave earlier commits undurable too: acknowledge nothing.
@@ -1029,6 +1037,23 @@ mod tests {
             .unwrap();
         // Already durable: answered at once.
         assert!(futures_util::poll!(std::pin::pin!(store.durable(at))).is_ready());
+    }
+
+    #[tokio::test]
+    async fn with_flushing_off_commits_are_still_flushed_now_and_then() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut options = StoreOptions::new(dir.path());
+        options.flush = false;
+        let store = SledStore::open(options).unwrap();
+        for i in 0..3 {
+            put_secret(&store, &format!("k{i}")).await;
+        }
+        // Acknowledged once applied; on disk at the flusher's next round, without closing.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while marker(dir.path()) < 3 {
+            assert!(std::time::Instant::now() < deadline, "never flushed");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     #[tokio::test]
