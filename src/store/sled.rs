@@ -97,7 +97,6 @@ pub struct SledStore {
     flusher: Arc<Flusher>,
     writer_thread: Option<JoinHandle<()>>,
     flusher_thread: Option<JoinHandle<()>>,
-    flush: bool,
 }
 
 /// A commit on its way to the writer: its keys, already encoded.
@@ -328,11 +327,11 @@ impl SledStore {
         };
         let (queue, queued) = mpsc::channel();
         let writer_thread = {
-            let (db, flusher, flush) = (db.clone(), flusher.clone(), options.flush);
+            let (db, flusher) = (db.clone(), flusher.clone());
             Some(
                 std::thread::Builder::new()
                     .name("store-writer".into())
-                    .spawn(move || write_queued(&db, &flusher, &queued, flush))?,
+                    .spawn(move || write_queued(&db, &flusher, &queued))?,
             )
         };
         Ok(SledStore {
@@ -341,7 +340,6 @@ impl SledStore {
             flusher,
             writer_thread,
             flusher_thread,
-            flush: options.flush,
         })
     }
 
@@ -440,7 +438,7 @@ impl SledStore {
         ops.add_to(&mut batch);
         blocking(|| self.db.apply_batch(batch).and_then(|_| self.db.flush()))?;
         committed.0 = sequence.0;
-        self.flusher.applied(sequence.0, self.flush);
+        self.flusher.applied(sequence.0);
         Ok(())
     }
 }
@@ -626,7 +624,7 @@ fn open_error(path: &Path, e: sled::Error) -> anyhow::Error {
 
 /// The writer thread: applies the queued commits in log order, as many as are waiting as one
 /// batch, until the store closes (its queue is dropped, then drained).
-fn write_queued(db: &sled::Db, flusher: &Flusher, queued: &mpsc::Receiver<Queued>, flush: bool) {
+fn write_queued(db: &sled::Db, flusher: &Flusher, queued: &mpsc::Receiver<Queued>) {
     let _failed_if_it_panics = FailOnPanic(flusher);
     while let Ok(first) = queued.recv() {
         let mut last = first.sequence;
@@ -641,7 +639,7 @@ fn write_queued(db: &sled::Db, flusher: &Flusher, queued: &mpsc::Receiver<Queued
             continue;
         }
         match db.apply_batch(batch) {
-            Ok(()) => flusher.applied(last, flush),
+            Ok(()) => flusher.applied(last),
             Err(e) => {
                 tracing::error!(error = %e, "store write failed; no further write is taken");
                 flusher.fail(e.to_string());
@@ -751,13 +749,13 @@ impl Flusher {
 
     /// The writer applied every commit up to `seq`: the flusher may make them durable. With
     /// flushing off they are acknowledged now, so followers of the log need not wait either.
-    fn applied(&self, seq: u64, flush: bool) {
+    fn applied(&self, seq: u64) {
         self.durable.send_if_modified(|d| {
             d.applied = d.applied.max(seq);
             false
         });
         self.wake_waiting();
-        if !flush {
+        if !self.flush {
             self.head.send_replace(Sequence(seq));
         }
         self.want(seq);
