@@ -977,6 +977,15 @@ mod tests {
             .unwrap_or(0)
     }
 
+    /// Waits, within a bound, for the durable count recorded beside the store to reach `count`.
+    async fn until_recorded(dir: &Path, count: u64, failure: &str) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while marker(dir) < count {
+            assert!(std::time::Instant::now() < deadline, "{failure}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     fn commit(change: Change, entry: Entry) -> Commit {
         Commit {
             changes: vec![change],
@@ -1047,11 +1056,7 @@ mod tests {
             put_secret(&store, &format!("k{i}")).await;
         }
         // Acknowledged once applied; on disk at the flusher's next round, without closing.
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while marker(dir.path()) < 3 {
-            assert!(std::time::Instant::now() < deadline, "never flushed");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        until_recorded(dir.path(), 3, "never flushed").await;
     }
 
     #[tokio::test]
@@ -1062,11 +1067,7 @@ mod tests {
             put_secret(&store, &format!("k{i}")).await;
         }
         // Written within RECORD_EVERY of the pause, without closing the store.
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while marker(dir.path()) < 5 {
-            assert!(std::time::Instant::now() < deadline, "never recorded");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        until_recorded(dir.path(), 5, "never recorded").await;
         assert_eq!(marker(dir.path()), 5);
         drop(store);
         let store = SledStore::open(StoreOptions::new(dir.path())).unwrap();
