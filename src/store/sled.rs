@@ -1,11 +1,11 @@
 //! The embedded store: one sled tree with a key prefix per kind of record and one for the log,
-//! so that every commit (its changes and its log entry) goes into a single atomic
-//! `apply_batch`.
+//! so that a commit (its changes and its log entry) is a set of keys written all or none.
 //!
 //! Two threads of the store's own do the writing, so that a writer never waits inside sled
 //! while it holds the service's turn to write:
-//! - the **writer** applies commits in log order, each group of queued commits as one batch
-//!   (several commits' keys, the log entries included, in one atomic `apply_batch`);
+//! - the **writer** applies commits in log order, each group of queued commits at once
+//!   (several commits' keys, the log entries included), recorded before it is written so that
+//!   a group cut short by a crash is completed when the store opens ([`batch`]);
 //! - the **flusher** makes them durable. It is the only caller of `flush` (sled 0.34's
 //!   concurrent flushes deadlock) and covers every commit applied before each flush started,
 //!   so concurrent writers share one fsync.
@@ -30,6 +30,9 @@ use super::records::{
     GroupRecord, PlatformRecord, PropertiesRecord, SessionRecord, TenantRecord, UserRecord,
 };
 use super::{CatchUp, Change, Commit, Committed, Entry, LogRange, Sequence, State, Store};
+use batch::Ops;
+
+mod batch;
 use crate::error::{Error, Result};
 use crate::model::{Group, Platform, Properties, Tenant, User};
 
@@ -63,8 +66,8 @@ const FORMAT_VERSION: &[u8] = b"2";
 const FORMAT_BEFORE_LOG: &[u8] = b"1";
 /// Separates the parts of a composite key; no id or name may hold a control character.
 const SEP: u8 = 0;
-/// Most commits the writer applies as one batch: bounds the batch's memory and how long one
-/// `apply_batch` holds sled.
+/// Most commits the writer applies as one group (and [`batch::BYTES_MAX`] its bytes): bounds
+/// its memory and how long it holds sled.
 const GROUP_MAX: usize = 256;
 
 #[derive(Debug, Clone)]
@@ -103,29 +106,6 @@ pub struct SledStore {
 struct Queued {
     sequence: u64,
     ops: Ops,
-}
-
-/// The keys a commit writes (`Some`) or removes (`None`), in order; a later one wins.
-#[derive(Default)]
-struct Ops(Vec<(Vec<u8>, Option<Vec<u8>>)>);
-
-impl Ops {
-    fn insert(&mut self, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
-        self.0.push((key.into(), Some(value.into())));
-    }
-
-    fn remove(&mut self, key: impl Into<Vec<u8>>) {
-        self.0.push((key.into(), None));
-    }
-
-    fn add_to(self, batch: &mut sled::Batch) {
-        for (key, value) in self.0 {
-            match value {
-                Some(value) => batch.insert(key, value),
-                None => batch.remove(key),
-            }
-        }
-    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -283,6 +263,13 @@ impl SledStore {
                 db.flush().map_err(|e| open_error(path, e))?;
             }
         }
+        let record = db.open_tree(batch::TREE).map_err(|e| open_error(path, e))?;
+        finish_interrupted_group(&db, &record).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot open the store in data folder {}: {e}",
+                path.display()
+            )
+        })?;
         let base = match db.get(COMMITS).map_err(|e| open_error(path, e))? {
             Some(v) => count("commit count", &v).map_err(|_| {
                 anyhow::anyhow!(
@@ -331,7 +318,7 @@ impl SledStore {
             Some(
                 std::thread::Builder::new()
                     .name("store-writer".into())
-                    .spawn(move || write_queued(&db, &flusher, &queued))?,
+                    .spawn(move || write_queued(&db, &record, &flusher, &queued))?,
             )
         };
         Ok(SledStore {
@@ -398,9 +385,9 @@ impl SledStore {
         self.committed.lock().unwrap_or_else(|p| p.into_inner()).0
     }
 
+    /// A commit's keys; the writer adds the commit count once per group.
     fn ops(&self, changes: &[Change], entry: &Entry) -> Result<Ops> {
         let mut ops = Ops::default();
-        ops.insert(COMMITS, entry.sequence.to_be_bytes());
         ops.insert(log_key(entry.sequence), encode(entry)?);
         put_changes(&mut ops, changes)?;
         Ok(ops)
@@ -622,23 +609,37 @@ fn open_error(path: &Path, e: sled::Error) -> anyhow::Error {
     }
 }
 
-/// The writer thread: applies the queued commits in log order, as many as are waiting as one
-/// batch, until the store closes (its queue is dropped, then drained).
-fn write_queued(db: &sled::Db, flusher: &Flusher, queued: &mpsc::Receiver<Queued>) {
+/// The writer thread: applies the queued commits in log order, as many as are waiting (within
+/// bounds) as one group, recorded first (see [`batch`]), until the store closes (its queue is
+/// dropped, then drained).
+fn write_queued(
+    db: &sled::Db,
+    record: &sled::Tree,
+    flusher: &Flusher,
+    queued: &mpsc::Receiver<Queued>,
+) {
     let _failed_if_it_panics = FailOnPanic(flusher);
     while let Ok(first) = queued.recv() {
         let mut last = first.sequence;
-        let mut batch = sled::Batch::default();
-        first.ops.add_to(&mut batch);
-        for next in queued.try_iter().take(GROUP_MAX - 1) {
+        let mut ops = first.ops;
+        let mut taken = 1;
+        let mut bytes = ops.size();
+        while taken < GROUP_MAX && bytes < batch::BYTES_MAX {
+            let Ok(next) = queued.try_recv() else { break };
             last = next.sequence;
-            next.ops.add_to(&mut batch);
+            bytes += next.ops.size();
+            ops.0.extend(next.ops.0);
+            taken += 1;
         }
         if flusher.durable.borrow().failed.is_some() {
             // Applied after a write that failed, these would leave a gap in the log.
             continue;
         }
-        match db.apply_batch(batch) {
+        ops.insert(COMMITS, last.to_be_bytes());
+        let written = record
+            .insert(batch::KEY, ops.record())
+            .and_then(|_| ops.write(db));
+        match written {
             Ok(()) => flusher.applied(last),
             Err(e) => {
                 tracing::error!(error = %e, "store write failed; no further write is taken");
@@ -646,6 +647,27 @@ fn write_queued(db: &sled::Db, flusher: &Flusher, queued: &mpsc::Receiver<Queued
             }
         }
     }
+}
+
+/// Applies again the group the writer was applying when the process ended, if the commit count
+/// it ends with did not make it to disk (see [`batch`]).
+fn finish_interrupted_group(db: &sled::Db, record: &sled::Tree) -> anyhow::Result<()> {
+    let Some(bytes) = record.get(batch::KEY)? else {
+        return Ok(());
+    };
+    let ops = Ops::from_record(&bytes)
+        .filter(|ops| ops.0.last().is_some_and(|(k, _)| k.as_slice() == COMMITS))
+        .ok_or_else(|| anyhow::anyhow!("its record of the last writes is damaged"))?;
+    let stored = db.get(COMMITS)?;
+    if ops.0.last().map(|(_, v)| v.as_deref()) == Some(stored.as_deref()) {
+        return Ok(());
+    }
+    tracing::warn!(
+        "the last group of commits was cut short when the process ended; applying it again"
+    );
+    ops.write(db)?;
+    db.flush()?;
+    Ok(())
 }
 
 /// Fails the store when the writer thread ends in a panic: the requests waiting for their
@@ -1206,5 +1228,120 @@ mod tests {
             0,
             "the old index is gone"
         );
+    }
+
+    /// A store with two secrets committed, closed; and a group made of a third secret and its
+    /// log entry, recorded as the writer records it, not yet written.
+    async fn closed_store_and_next_group(dir: &Path) -> Ops {
+        let store = SledStore::open(StoreOptions::new(dir)).unwrap();
+        put_secret(&store, "a").await;
+        put_secret(&store, "b").await;
+        let entry = Entry::new(Sequence(3), 0, "system", "test");
+        let mut ops = store
+            .ops(&[Change::PutSecret("c".into(), vec![3])], &entry)
+            .unwrap();
+        ops.insert(COMMITS, 3u64.to_be_bytes());
+        drop(store);
+        ops
+    }
+
+    async fn reopened(dir: &Path) -> (State, Sequence, Vec<u64>) {
+        let store = SledStore::open(StoreOptions::new(dir)).unwrap();
+        let (state, at) = store.load().await.unwrap();
+        let log = store
+            .entries(LogRange::after(Sequence(0), 10))
+            .await
+            .unwrap();
+        (state, at, log.iter().map(|e| e.sequence).collect())
+    }
+
+    #[tokio::test]
+    async fn a_group_cut_short_by_a_crash_is_completed_when_the_store_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let ops = closed_store_and_next_group(dir.path()).await;
+        // As a crash leaves it: the record and the group's first key (its log entry) on disk,
+        // its secret and the commit count not.
+        {
+            let db = sled::open(dir.path()).unwrap();
+            db.open_tree(batch::TREE)
+                .unwrap()
+                .insert(batch::KEY, ops.record())
+                .unwrap();
+            let (key, value) = ops.0[0].clone();
+            assert!(key.starts_with(LOG));
+            db.insert(key, value.unwrap()).unwrap();
+            db.flush().unwrap();
+        }
+        let (state, at, log) = reopened(dir.path()).await;
+        assert_eq!(at, Sequence(3), "the commit count is the group's");
+        assert_eq!(log, [1, 2, 3]);
+        assert_eq!(
+            crate::store::Read::secret(&state, "c").unwrap(),
+            Some(vec![3])
+        );
+    }
+
+    #[tokio::test]
+    async fn a_group_written_whole_is_not_applied_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ops = closed_store_and_next_group(dir.path()).await;
+        // A record whose commit count is the stored one (2) was written whole; the secret it
+        // holds must not come back over what is stored.
+        ops.0.pop();
+        ops.insert(COMMITS, 2u64.to_be_bytes());
+        {
+            let db = sled::open(dir.path()).unwrap();
+            db.open_tree(batch::TREE)
+                .unwrap()
+                .insert(batch::KEY, ops.record())
+                .unwrap();
+            db.flush().unwrap();
+        }
+        let (state, at, log) = reopened(dir.path()).await;
+        assert_eq!(at, Sequence(2));
+        assert_eq!(log, [1, 2]);
+        assert_eq!(crate::store::Read::secret(&state, "c").unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn the_writer_records_each_group_ending_with_its_commit_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(StoreOptions::new(dir.path())).unwrap();
+        put_secret(&store, "a").await;
+        let at = put_secret(&store, "b").await;
+        let bytes = store
+            .db
+            .open_tree(batch::TREE)
+            .unwrap()
+            .get(batch::KEY)
+            .unwrap()
+            .expect("a record");
+        let ops = Ops::from_record(&bytes).expect("readable");
+        let (key, value) = ops.0.last().unwrap();
+        assert_eq!(key.as_slice(), COMMITS);
+        assert_eq!(value.as_deref(), Some(&at.0.to_be_bytes()[..]));
+        assert!(ops.0.iter().any(|(k, _)| *k == key_of_secret("b")));
+    }
+
+    fn key_of_secret(name: &str) -> Vec<u8> {
+        key(SECRET, &[name])
+    }
+
+    #[tokio::test]
+    async fn a_damaged_record_of_the_last_group_stops_the_store_from_opening() {
+        let dir = tempfile::tempdir().unwrap();
+        closed_store_and_next_group(dir.path()).await;
+        {
+            let db = sled::open(dir.path()).unwrap();
+            db.open_tree(batch::TREE)
+                .unwrap()
+                .insert(batch::KEY, b"\x01\xff".to_vec())
+                .unwrap();
+            db.flush().unwrap();
+        }
+        let Err(e) = SledStore::open(StoreOptions::new(dir.path())) else {
+            panic!("opened over a damaged record");
+        };
+        assert!(e.to_string().contains("damaged"), "{e}");
     }
 }
