@@ -8,8 +8,8 @@
 //! sled recovers a prefix of its log (it reads it in order up to the first message missing
 //! or torn), so after a crash either the record is missing and so is every key written after
 //! it, or the record is there with some of its keys. Opening the store applies the record
-//! again when the commit count it ends with is not the stored one; its keys are values to
-//! set or remove, so applying them twice changes nothing.
+//! again when the commit count it ends with is ahead of the stored one; its keys are values
+//! to set or remove, so applying them twice changes nothing.
 
 /// Keys to set (`Some`) or remove (`None`), in order; a later one wins.
 #[derive(Default)]
