@@ -30,11 +30,11 @@ use super::records::{
     GroupRecord, PlatformRecord, PropertiesRecord, SessionRecord, TenantRecord, UserRecord,
 };
 use super::{CatchUp, Change, Commit, Committed, Entry, LogRange, Sequence, State, Store};
+use crate::error::{Error, Result};
+use crate::model::{Group, Platform, Properties, Tenant, User};
 use batch::Ops;
 
 mod batch;
-use crate::error::{Error, Result};
-use crate::model::{Group, Platform, Properties, Tenant, User};
 
 const PLATFORM: &[u8] = b"p:";
 const TENANT: &[u8] = b"t:";
