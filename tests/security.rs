@@ -260,11 +260,10 @@ async fn a_damaged_data_folder_is_a_clear_startup_error() {
         }),
         ("data file cut in half", "db", |b| b[..b.len() / 2].to_vec()),
         ("empty data file", "db", |_| Vec::new()),
-        ("garbage over the tail of the data file", "db", |mut b| {
-            let n = b.len();
-            let tail = n.saturating_sub(64);
-            b[tail..].copy_from_slice(&garbage(n - tail));
-            b
+        // 4 KiB reaches back into the last group's record of its keys (64 bytes do not: see
+        // the next test).
+        ("garbage over the tail of the data file", "db", |b| {
+            garbage_over_tail(b, 4096)
         }),
         ("junk commit record", "durable-commits", |_| {
             b"twelve".to_vec()
@@ -275,6 +274,45 @@ async fn a_damaged_data_folder_is_a_clear_startup_error() {
         damage(data.path(), file, how);
         start_fails(data.path(), what).await;
     }
+}
+
+fn garbage_over_tail(mut b: Vec<u8>, len: usize) -> Vec<u8> {
+    let n = b.len();
+    let tail = n.saturating_sub(len);
+    b[tail..].copy_from_slice(&garbage(n - tail));
+    b
+}
+
+#[tokio::test]
+async fn a_torn_tail_within_the_last_group_is_completed_from_its_record() {
+    if common::store::postgres() {
+        return;
+    }
+    // The last 64 bytes hold the last group's last keys (its commit count), not the record of
+    // them written before: the store writes the group again and has every platform.
+    let data = used_folder().await;
+    damage(data.path(), "db", |b| garbage_over_tail(b, 64));
+    let p = Process::serve(data.path(), &[]).await;
+    let token = p.login("admin", ADMIN).await;
+    let list: serde_json::Value = reqwest::Client::new()
+        .get(p.url(&platforms_path()))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    let names: Vec<&str> = list["callRecordingPlatforms"]
+        .as_array()
+        .expect("platforms")
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    assert_eq!(names.len(), 20, "{names:?}");
+    assert!(names.contains(&"P19"), "{names:?}");
+    let (code, stderr) = p.terminate().await;
+    assert_eq!(code, Some(0), "{stderr}");
 }
 
 #[tokio::test]
