@@ -3,8 +3,9 @@
 //! commit count last.
 //!
 //! sled's own atomic `apply_batch` is not used for this: to make a batch atomic it writes out
-//! its log buffer twice per batch, each time waking every idle I/O thread it keeps (seven),
-//! which cost about a fifth of the CPU of a write under load. A single insert is atomic, and
+//! its log buffer twice per batch, each time waking every idle I/O thread it keeps (seven):
+//! those threads took 13–24 % of the CPU of a write under load, 3 % without it, and the
+//! context switches per write halved. A single insert is atomic, and
 //! sled recovers a prefix of its log (it reads it in order up to the first message missing
 //! or torn), so after a crash either the record is missing and so is every key written after
 //! it, or the record is there with some of its keys. Opening the store applies the record
