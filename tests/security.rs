@@ -294,15 +294,7 @@ async fn a_torn_tail_within_the_last_group_is_completed_from_its_record() {
     damage(data.path(), "db", |b| garbage_over_tail(b, 64));
     let p = Process::serve(data.path(), &[]).await;
     let token = p.login("admin", ADMIN).await;
-    let list: serde_json::Value = reqwest::Client::new()
-        .get(p.url(&platforms_path()))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("json");
+    let list = p.get(&platforms_path(), &token).await;
     let names: Vec<&str> = list["callRecordingPlatforms"]
         .as_array()
         .expect("platforms")

@@ -1253,6 +1253,20 @@ mod tests {
         ops
     }
 
+    /// Leaves `record` as the writer's record of its last group in the closed store at `dir`,
+    /// and the keys `written` beside it, as a crash would have left them.
+    fn leave_on_disk(dir: &Path, record: Vec<u8>, written: &[(Vec<u8>, Option<Vec<u8>>)]) {
+        let db = sled::open(dir).unwrap();
+        db.open_tree(batch::TREE)
+            .unwrap()
+            .insert(batch::KEY, record)
+            .unwrap();
+        for (key, value) in written {
+            db.insert(key, value.clone().unwrap()).unwrap();
+        }
+        db.flush().unwrap();
+    }
+
     async fn reopened(dir: &Path) -> (State, Sequence, Vec<u64>) {
         let store = SledStore::open(StoreOptions::new(dir)).unwrap();
         let (state, at) = store.load().await.unwrap();
@@ -1269,17 +1283,8 @@ mod tests {
         let ops = closed_store_and_next_group(dir.path()).await;
         // As a crash leaves it: the record and the group's first key (its log entry) on disk,
         // its secret and the commit count not.
-        {
-            let db = sled::open(dir.path()).unwrap();
-            db.open_tree(batch::TREE)
-                .unwrap()
-                .insert(batch::KEY, ops.record())
-                .unwrap();
-            let (key, value) = ops.0[0].clone();
-            assert!(key.starts_with(LOG));
-            db.insert(key, value.unwrap()).unwrap();
-            db.flush().unwrap();
-        }
+        assert!(ops.0[0].0.starts_with(LOG));
+        leave_on_disk(dir.path(), ops.record(), &ops.0[..1]);
         let (state, at, log) = reopened(dir.path()).await;
         assert_eq!(at, Sequence(3), "the commit count is the group's");
         assert_eq!(log, [1, 2, 3]);
@@ -1304,14 +1309,7 @@ mod tests {
         let mut ops = closed_store_and_next_group(dir.path()).await;
         ops.0.pop();
         ops.insert(COMMITS, count.to_be_bytes());
-        {
-            let db = sled::open(dir.path()).unwrap();
-            db.open_tree(batch::TREE)
-                .unwrap()
-                .insert(batch::KEY, ops.record())
-                .unwrap();
-            db.flush().unwrap();
-        }
+        leave_on_disk(dir.path(), ops.record(), &[]);
         let (state, at, log) = reopened(dir.path()).await;
         assert_eq!(at, Sequence(2));
         assert_eq!(log, [1, 2]);
@@ -1332,28 +1330,17 @@ mod tests {
             .unwrap()
             .expect("a record");
         let ops = Ops::from_record(&bytes).expect("readable");
-        let (key, value) = ops.0.last().unwrap();
-        assert_eq!(key.as_slice(), COMMITS);
+        let (last_key, value) = ops.0.last().unwrap();
+        assert_eq!(last_key.as_slice(), COMMITS);
         assert_eq!(value.as_deref(), Some(&at.0.to_be_bytes()[..]));
-        assert!(ops.0.iter().any(|(k, _)| *k == key_of_secret("b")));
-    }
-
-    fn key_of_secret(name: &str) -> Vec<u8> {
-        key(SECRET, &[name])
+        assert!(ops.0.iter().any(|(k, _)| *k == key(SECRET, &["b"])));
     }
 
     #[tokio::test]
     async fn a_damaged_record_of_the_last_group_stops_the_store_from_opening() {
         let dir = tempfile::tempdir().unwrap();
         closed_store_and_next_group(dir.path()).await;
-        {
-            let db = sled::open(dir.path()).unwrap();
-            db.open_tree(batch::TREE)
-                .unwrap()
-                .insert(batch::KEY, b"\x01\xff".to_vec())
-                .unwrap();
-            db.flush().unwrap();
-        }
+        leave_on_disk(dir.path(), b"\x01\xff".to_vec(), &[]);
         let Err(e) = SledStore::open(StoreOptions::new(dir.path())) else {
             panic!("opened over a damaged record");
         };

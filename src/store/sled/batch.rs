@@ -5,10 +5,10 @@
 //! sled's own atomic `apply_batch` is not used for this: to make a batch atomic it writes out
 //! its log buffer twice per batch, each time waking every idle I/O thread it keeps (seven):
 //! those threads took 13–24 % of the CPU of a write under load, 3 % without it, and the
-//! context switches per write halved. A single insert is atomic, and
-//! sled recovers a prefix of its log (it reads it in order up to the first message missing
-//! or torn), so after a crash either the record is missing and so is every key written after
-//! it, or the record is there with some of its keys. Opening the store applies the record
+//! context switches per write halved. A single insert is atomic, and sled recovers a prefix
+//! of its log (it reads it in order up to the first message missing or torn), so after a
+//! crash either the record is missing and so is every key written after it, or the record is
+//! there with some of its keys. Opening the store applies the record
 //! again when the commit count it ends with is ahead of the stored one; its keys are values
 //! to set or remove, so applying them twice changes nothing.
 
