@@ -5,12 +5,15 @@
 //! password hash; a session its user and expiry, never its id or refresh token id; the token
 //! signing key only that it was set.
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::Service;
 use crate::error::{Error, Result};
 use crate::model::{Level, Principal};
-use crate::store::{AuditChange, Change, Entry, LogRange, Read, Sequence, State, parse_rfc3339};
+use crate::store::records::{PlatformRecord, PropertiesRecord};
+use crate::store::{
+    AuditChange, AuditValue, Change, Entry, LogRange, Read, Sequence, State, parse_rfc3339,
+};
 
 /// The most entries one page may hold.
 pub const AUDIT_PAGE_MAX: usize = 500;
@@ -18,38 +21,36 @@ pub const AUDIT_PAGE_MAX: usize = 500;
 /// cursor continues from where the reading stopped.
 pub const AUDIT_SCAN_MAX: usize = 10_000;
 
-fn platform_json(r: &State, name: &str) -> Option<Value> {
+fn platform_json(r: &State, name: &str) -> Option<AuditValue> {
     let p = r.platform(name).ok().flatten()?;
-    serde_json::to_value(crate::store::records::PlatformRecord::from(&p))
-        .ok()
-        .map(without_version)
+    AuditValue::of(&PlatformRecord::unversioned(&p))
 }
 
-fn properties_json(r: &State) -> Option<Value> {
+fn properties_json(r: &State) -> Option<AuditValue> {
     let p = r.properties().ok()?;
-    serde_json::to_value(crate::store::records::PropertiesRecord::from(&p))
-        .ok()
-        .map(without_version)
+    AuditValue::of(&PropertiesRecord::unversioned(&p))
 }
 
-fn without_version(mut v: Value) -> Value {
-    if let Some(map) = v.as_object_mut() {
-        map.remove("v");
-    }
-    v
-}
-
-fn user_json(user: &crate::model::User) -> Value {
-    json!({
+fn user_json(user: &crate::model::User) -> Option<AuditValue> {
+    AuditValue::of(&json!({
         "username": user.username,
         "level": user.level.number(),
         "tenantId": user.tenant_id,
         "groupId": user.group_id,
-    })
+    }))
 }
 
-fn session_json(session: &crate::store::Session) -> Value {
-    json!({ "username": session.username, "expiresAt": session.expires_at })
+fn session_json(session: &crate::store::Session) -> Option<AuditValue> {
+    AuditValue::of(&json!({ "username": session.username, "expiresAt": session.expires_at }))
+}
+
+fn name_json(name: Option<&str>) -> Option<AuditValue> {
+    AuditValue::of(name?)
+}
+
+/// What the audit trail shows of a secret: that it is set, never its value.
+fn secret_set() -> Option<AuditValue> {
+    AuditValue::of(&json!({ "set": true }))
 }
 
 /// Before and after of every object `changes` touch, applied in order to `state`; and the
@@ -63,7 +64,7 @@ pub(super) fn describe(mut state: State, changes: &[Change]) -> (Vec<AuditChange
             Change::SetDefault(_) => (
                 "default",
                 String::new(),
-                state.system_default().ok().flatten().map(Value::from),
+                name_json(state.system_default().ok().flatten().as_deref()),
             ),
             Change::PutProperties(_) => ("properties", String::new(), properties_json(&state)),
             Change::PutTenant(t) => (
@@ -90,23 +91,19 @@ pub(super) fn describe(mut state: State, changes: &[Change]) -> (Vec<AuditChange
             Change::PutSecret(name, _) => (
                 "secret",
                 name.clone(),
-                state
-                    .secret(name)
-                    .ok()
-                    .flatten()
-                    .map(|_| json!({ "set": true })),
+                state.secret(name).ok().flatten().and_then(|_| secret_set()),
             ),
         };
         state.apply(change);
         let new = match change {
-            Change::SetDefault(name) => name.clone().map(Value::from),
+            Change::SetDefault(name) => name_json(name.as_deref()),
             Change::PutProperties(_) => properties_json(&state),
             Change::PutPlatform(p) => platform_json(&state, &p.name),
             Change::PutTenant(t) => tenant_json(&state, &t.tenant_id),
             Change::PutGroup(g) => group_json(&state, &g.key()),
-            Change::PutUser(u) => Some(user_json(u)),
-            Change::PutSession(s) => Some(session_json(s)),
-            Change::PutSecret(..) => Some(json!({ "set": true })),
+            Change::PutUser(u) => user_json(u),
+            Change::PutSession(s) => session_json(s),
+            Change::PutSecret(..) => secret_set(),
             _ => None,
         };
         out.push(AuditChange {
@@ -123,26 +120,24 @@ fn group_key(k: &crate::model::GroupRef) -> String {
     format!("{}/{}", k.tenant_id, k.group_id)
 }
 
-fn tenant_json(r: &State, id: &str) -> Option<Value> {
-    r.tenant(id)
-        .ok()
-        .flatten()
-        .map(|t| json!({ "tenantId": t.tenant_id }))
+fn tenant_json(r: &State, id: &str) -> Option<AuditValue> {
+    let t = r.tenant(id).ok().flatten()?;
+    AuditValue::of(&json!({ "tenantId": t.tenant_id }))
 }
 
-fn group_json(r: &State, k: &crate::model::GroupRef) -> Option<Value> {
-    r.group(k)
-        .ok()
-        .flatten()
-        .map(|g| json!({ "tenantId": g.tenant_id, "groupId": g.group_id, "platform": g.platform }))
+fn group_json(r: &State, k: &crate::model::GroupRef) -> Option<AuditValue> {
+    let g = r.group(k).ok().flatten()?;
+    AuditValue::of(
+        &json!({ "tenantId": g.tenant_id, "groupId": g.group_id, "platform": g.platform }),
+    )
 }
 
-fn user_of(r: &State, name: &str) -> Option<Value> {
-    r.user(name).ok().flatten().map(|u| user_json(&u))
+fn user_of(r: &State, name: &str) -> Option<AuditValue> {
+    user_json(&r.user(name).ok().flatten()?)
 }
 
-fn session_of(r: &State, id: &str) -> Option<Value> {
-    r.session(id).ok().flatten().map(|s| session_json(&s))
+fn session_of(r: &State, id: &str) -> Option<AuditValue> {
+    session_json(&r.session(id).ok().flatten()?)
 }
 
 /// What to read of the audit trail.
@@ -303,5 +298,80 @@ impl Service {
             next: last_read.filter(|_| more).map(|s| s.0.to_string()),
             entries,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::describe;
+    use crate::model::{MediaStream, Platform, Properties, SchemaVersion, TransportProtocol};
+    use crate::store::{Change, Entry, Read, Sequence, State};
+
+    fn platform(description: &str) -> Platform {
+        Platform {
+            name: "P1".into(),
+            net_address: "10.0.32.55".into(),
+            port: Some(222),
+            media_stream: MediaStream::Dual,
+            transport_protocol: TransportProtocol::Udp,
+            description: Some(description.into()),
+            schema_version: SchemaVersion::V1_0,
+            support_video_recording: false,
+        }
+    }
+
+    fn shown(description: &str) -> serde_json::Value {
+        json!({
+            "name": "P1", "netAddress": "10.0.32.55", "port": 222, "mediaStream": "Dual",
+            "transportProtocol": "UDP", "description": description, "schemaVersion": "1.0",
+            "supportVideoRecording": false,
+        })
+    }
+
+    #[test]
+    fn objects_are_shown_with_their_fields_and_no_format_version() {
+        let mut state = State::default();
+        state.apply(&Change::PutPlatform(platform("old")));
+        let changes = [
+            Change::PutPlatform(platform("new")),
+            Change::SetDefault(Some("P1".into())),
+            Change::PutProperties(Properties {
+                refresh_period_seconds: 90,
+                ..Properties::default()
+            }),
+        ];
+        let (described, next) = describe(state, &changes);
+        let values: Vec<_> = described
+            .iter()
+            .map(|c| {
+                (
+                    c.before.as_ref().map(|v| v.value()),
+                    c.after.as_ref().map(|v| v.value()),
+                )
+            })
+            .collect();
+        assert_eq!(values[0], (Some(shown("old")), Some(shown("new"))));
+        assert_eq!(values[1], (None, Some(json!("P1"))));
+        // A new store reads as the default properties.
+        let (before, after) = values[2].clone();
+        let (before, after) = (before.expect("before"), after.expect("after"));
+        assert_eq!(
+            before["refreshPeriodSeconds"],
+            json!(Properties::default().refresh_period_seconds)
+        );
+        assert_eq!(after["refreshPeriodSeconds"], json!(90));
+        assert!(after.get("v").is_none(), "{after}");
+        assert_eq!(next.platform("P1").unwrap(), Some(platform("new")));
+
+        // Stored and read back as the same text.
+        let mut entry = Entry::new(Sequence(1), 0, "admin", "modifyPlatform");
+        entry.changes = described;
+        let stored = serde_json::to_vec(&entry).unwrap();
+        let read: Entry = serde_json::from_slice(&stored).unwrap();
+        assert_eq!(read, entry);
+        let tree: serde_json::Value = serde_json::from_slice(&stored).unwrap();
+        assert_eq!(tree["changes"][0]["after"], shown("new"));
     }
 }

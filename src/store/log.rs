@@ -78,23 +78,55 @@ impl Entry {
 pub struct AuditChange {
     pub kind: String,
     pub key: String,
-    pub before: Option<serde_json::Value>,
-    pub after: Option<serde_json::Value>,
+    pub before: Option<AuditValue>,
+    pub after: Option<AuditValue>,
+}
+
+/// An object's state in an audit change: JSON text, written once when the entry is made and
+/// copied as it is into what is stored and what is read back, so that a write never builds a
+/// JSON tree for its audit entry.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct AuditValue(Box<serde_json::value::RawValue>);
+
+impl AuditValue {
+    /// `value` as JSON; `None` only for what JSON cannot hold (a map with keys that are not
+    /// strings), which no audited object has.
+    pub fn of<T: Serialize + ?Sized>(value: &T) -> Option<AuditValue> {
+        serde_json::value::to_raw_value(value).ok().map(AuditValue)
+    }
+
+    /// The JSON as a tree, for what looks into it (filters, GraphQL's `JSON`).
+    pub fn value(&self) -> serde_json::Value {
+        serde_json::from_str(self.0.get()).unwrap_or_default()
+    }
+}
+
+/// Equal when the text is: entries read back are compared with what was written.
+impl PartialEq for AuditValue {
+    fn eq(&self, other: &AuditValue) -> bool {
+        self.0.get() == other.0.get()
+    }
 }
 
 impl AuditChange {
     fn names_platform(&self, name: &str) -> bool {
-        let holds = |v: &Option<serde_json::Value>, field: &str| {
+        let holds = |v: &Option<AuditValue>, field: &str| {
             v.as_ref()
-                .and_then(|v| v.get(field))
-                .and_then(|v| v.as_str())
+                .map(AuditValue::value)
+                .and_then(|v| v.get(field).and_then(|v| v.as_str().map(str::to_owned)))
+                .as_deref()
                 == Some(name)
         };
         match self.kind.as_str() {
             "platform" => self.key == name,
             "default" => {
-                let is = |v: &Option<serde_json::Value>| {
-                    v.as_ref().and_then(|v| v.as_str()) == Some(name)
+                let is = |v: &Option<AuditValue>| {
+                    v.as_ref()
+                        .map(AuditValue::value)
+                        .as_ref()
+                        .and_then(|v| v.as_str())
+                        == Some(name)
                 };
                 is(&self.before) || is(&self.after)
             }

@@ -19,7 +19,8 @@ mod state;
 use tokio::sync::watch;
 
 pub use self::log::{
-    AuditChange, Entry, EventRecord, LogRange, Sequence, now_ms, parse_rfc3339, rfc3339_millis,
+    AuditChange, AuditValue, Entry, EventRecord, LogRange, Sequence, now_ms, parse_rfc3339,
+    rfc3339_millis,
 };
 pub use self::postgres::{PgOptions, PgStore, PgThrottle};
 pub use self::sled::{SledStore, StoreOptions};

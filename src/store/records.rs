@@ -19,10 +19,18 @@ fn first_version() -> u32 {
     1
 }
 
+/// The `v` of a record shown as plain JSON (the audit trail's before and after), which carries
+/// no format version.
+const UNVERSIONED: u32 = 0;
+
+fn unversioned(v: &u32) -> bool {
+    *v == UNVERSIONED
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PlatformRecord {
-    #[serde(default = "first_version")]
+    #[serde(default = "first_version", skip_serializing_if = "unversioned")]
     pub v: u32,
     pub name: String,
     pub net_address: String,
@@ -59,6 +67,16 @@ pub enum SchemaVersionRecord {
     V2_0,
     #[serde(rename = "3.0")]
     V3_0,
+}
+
+impl PlatformRecord {
+    /// The platform as the audit trail shows it: its fields without a format version.
+    pub fn unversioned(p: &Platform) -> PlatformRecord {
+        PlatformRecord {
+            v: UNVERSIONED,
+            ..p.into()
+        }
+    }
 }
 
 impl From<&Platform> for PlatformRecord {
@@ -117,13 +135,23 @@ impl From<PlatformRecord> for Platform {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PropertiesRecord {
-    #[serde(default = "first_version")]
+    #[serde(default = "first_version", skip_serializing_if = "unversioned")]
     pub v: u32,
     pub continue_call_after_recording_failure: bool,
     pub refresh_period_seconds: u32,
     pub max_consecutive_failures: u32,
     pub max_response_wait_time_milliseconds: u32,
     pub continue_call_after_video_recording_failure: bool,
+}
+
+impl PropertiesRecord {
+    /// The properties as the audit trail shows them: their fields without a format version.
+    pub fn unversioned(p: &Properties) -> PropertiesRecord {
+        PropertiesRecord {
+            v: UNVERSIONED,
+            ..p.into()
+        }
+    }
 }
 
 impl From<&Properties> for PropertiesRecord {

@@ -75,8 +75,8 @@ fn edge(e: Entry) -> AuditLogEdge {
                 .map(|c| AuditChange {
                     kind: c.kind,
                     key: c.key,
-                    before: c.before.map(Json),
-                    after: c.after.map(Json),
+                    before: c.before.map(|v| Json(v.value())),
+                    after: c.after.map(|v| Json(v.value())),
                 })
                 .collect(),
         },

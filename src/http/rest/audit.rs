@@ -9,7 +9,7 @@ use crate::http::error::{ApiError, ErrorBody};
 use crate::http::extract::{Caller, QueryParams};
 use crate::http::state::AppState;
 use crate::service::AuditQuery;
-use crate::store::Entry;
+use crate::store::{AuditValue, Entry};
 
 const DEFAULT_LIMIT: usize = 50;
 
@@ -42,10 +42,12 @@ pub struct AuditChangeBody {
     key: String,
     /// The object before the commit (the default: its platform name); null when it did not
     /// exist.
-    before: Option<serde_json::Value>,
+    #[schema(value_type = Option<serde_json::Value>)]
+    before: Option<AuditValue>,
     /// The object after the commit (the default: its platform name); null when it no longer
     /// exists.
-    after: Option<serde_json::Value>,
+    #[schema(value_type = Option<serde_json::Value>)]
+    after: Option<AuditValue>,
 }
 
 /// One commit.
