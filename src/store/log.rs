@@ -111,26 +111,20 @@ impl PartialEq for AuditValue {
 
 impl AuditChange {
     fn names_platform(&self, name: &str) -> bool {
-        let holds = |v: &Option<AuditValue>, field: &str| {
-            v.as_ref()
-                .map(AuditValue::value)
-                .and_then(|v| v.get(field).and_then(|v| v.as_str().map(str::to_owned)))
-                .as_deref()
-                == Some(name)
+        // Whether `v`, or its `field`, is the string `name`.
+        let names = |v: &Option<AuditValue>, field: Option<&str>| {
+            v.as_ref().is_some_and(|v| {
+                let v = v.value();
+                let v = field.map_or(&v, |f| &v[f]);
+                v.as_str() == Some(name)
+            })
         };
         match self.kind.as_str() {
             "platform" => self.key == name,
-            "default" => {
-                let is = |v: &Option<AuditValue>| {
-                    v.as_ref()
-                        .map(AuditValue::value)
-                        .as_ref()
-                        .and_then(|v| v.as_str())
-                        == Some(name)
-                };
-                is(&self.before) || is(&self.after)
+            "default" => names(&self.before, None) || names(&self.after, None),
+            "group" => {
+                names(&self.before, Some("platform")) || names(&self.after, Some("platform"))
             }
-            "group" => holds(&self.before, "platform") || holds(&self.after, "platform"),
             _ => false,
         }
     }

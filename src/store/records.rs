@@ -23,14 +23,14 @@ fn first_version() -> u32 {
 /// no format version.
 const UNVERSIONED: u32 = 0;
 
-fn unversioned(v: &u32) -> bool {
+fn is_unversioned(v: &u32) -> bool {
     *v == UNVERSIONED
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PlatformRecord {
-    #[serde(default = "first_version", skip_serializing_if = "unversioned")]
+    #[serde(default = "first_version", skip_serializing_if = "is_unversioned")]
     pub v: u32,
     pub name: String,
     pub net_address: String,
@@ -135,7 +135,7 @@ impl From<PlatformRecord> for Platform {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PropertiesRecord {
-    #[serde(default = "first_version", skip_serializing_if = "unversioned")]
+    #[serde(default = "first_version", skip_serializing_if = "is_unversioned")]
     pub v: u32,
     pub continue_call_after_recording_failure: bool,
     pub refresh_period_seconds: u32,
