@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::Service;
 use crate::error::{Error, Result};
-use crate::model::{Level, Principal};
+use crate::model::{Group, Level, Platform, Principal, Properties, Tenant};
 use crate::store::records::{PlatformRecord, PropertiesRecord};
 use crate::store::{
     AuditChange, AuditValue, Change, Entry, LogRange, Read, Sequence, State, parse_rfc3339,
@@ -21,14 +21,20 @@ pub const AUDIT_PAGE_MAX: usize = 500;
 /// cursor continues from where the reading stopped.
 pub const AUDIT_SCAN_MAX: usize = 10_000;
 
-fn platform_json(r: &State, name: &str) -> Option<AuditValue> {
-    let p = r.platform(name).ok().flatten()?;
-    AuditValue::of(&PlatformRecord::unversioned(&p))
+fn platform_json(p: &Platform) -> Option<AuditValue> {
+    AuditValue::of(&PlatformRecord::unversioned(p))
 }
 
-fn properties_json(r: &State) -> Option<AuditValue> {
-    let p = r.properties().ok()?;
-    AuditValue::of(&PropertiesRecord::unversioned(&p))
+fn platform_of(r: &State, name: &str) -> Option<AuditValue> {
+    platform_json(&r.platform(name).ok().flatten()?)
+}
+
+fn properties_json(p: &Properties) -> Option<AuditValue> {
+    AuditValue::of(&PropertiesRecord::unversioned(p))
+}
+
+fn properties_of(r: &State) -> Option<AuditValue> {
+    properties_json(&r.properties().ok()?)
 }
 
 fn user_json(user: &crate::model::User) -> Option<AuditValue> {
@@ -59,22 +65,22 @@ pub(super) fn describe(mut state: State, changes: &[Change]) -> (Vec<AuditChange
     let mut out = Vec::with_capacity(changes.len());
     for change in changes {
         let (kind, key, old) = match change {
-            Change::PutPlatform(p) => ("platform", p.name.clone(), platform_json(&state, &p.name)),
-            Change::DeletePlatform(name) => ("platform", name.clone(), platform_json(&state, name)),
+            Change::PutPlatform(p) => ("platform", p.name.clone(), platform_of(&state, &p.name)),
+            Change::DeletePlatform(name) => ("platform", name.clone(), platform_of(&state, name)),
             Change::SetDefault(_) => (
                 "default",
                 String::new(),
                 name_json(state.system_default().ok().flatten().as_deref()),
             ),
-            Change::PutProperties(_) => ("properties", String::new(), properties_json(&state)),
+            Change::PutProperties(_) => ("properties", String::new(), properties_of(&state)),
             Change::PutTenant(t) => (
                 "tenant",
                 t.tenant_id.clone(),
-                tenant_json(&state, &t.tenant_id),
+                tenant_of(&state, &t.tenant_id),
             ),
-            Change::DeleteTenant(id) => ("tenant", id.clone(), tenant_json(&state, id)),
-            Change::PutGroup(g) => ("group", group_key(&g.key()), group_json(&state, &g.key())),
-            Change::DeleteGroup(k) => ("group", group_key(k), group_json(&state, k)),
+            Change::DeleteTenant(id) => ("tenant", id.clone(), tenant_of(&state, id)),
+            Change::PutGroup(g) => ("group", group_key(&g.key()), group_of(&state, &g.key())),
+            Change::DeleteGroup(k) => ("group", group_key(k), group_of(&state, k)),
             Change::PutUser(u) => ("user", u.username.clone(), user_of(&state, &u.username)),
             Change::DeleteUser(name) => ("user", name.clone(), user_of(&state, name)),
             Change::PutSession(s) => ("session", s.username.clone(), session_of(&state, &s.id)),
@@ -95,12 +101,13 @@ pub(super) fn describe(mut state: State, changes: &[Change]) -> (Vec<AuditChange
             ),
         };
         state.apply(change);
+        // What a change puts is what the state holds after it.
         let new = match change {
             Change::SetDefault(name) => name_json(name.as_deref()),
-            Change::PutProperties(_) => properties_json(&state),
-            Change::PutPlatform(p) => platform_json(&state, &p.name),
-            Change::PutTenant(t) => tenant_json(&state, &t.tenant_id),
-            Change::PutGroup(g) => group_json(&state, &g.key()),
+            Change::PutProperties(p) => properties_json(p),
+            Change::PutPlatform(p) => platform_json(p),
+            Change::PutTenant(t) => tenant_json(t),
+            Change::PutGroup(g) => group_json(g),
             Change::PutUser(u) => user_json(u),
             Change::PutSession(s) => session_json(s),
             Change::PutSecret(..) => secret_set(),
@@ -120,16 +127,22 @@ fn group_key(k: &crate::model::GroupRef) -> String {
     format!("{}/{}", k.tenant_id, k.group_id)
 }
 
-fn tenant_json(r: &State, id: &str) -> Option<AuditValue> {
-    let t = r.tenant(id).ok().flatten()?;
+fn tenant_json(t: &Tenant) -> Option<AuditValue> {
     AuditValue::of(&json!({ "tenantId": t.tenant_id }))
 }
 
-fn group_json(r: &State, k: &crate::model::GroupRef) -> Option<AuditValue> {
-    let g = r.group(k).ok().flatten()?;
+fn tenant_of(r: &State, id: &str) -> Option<AuditValue> {
+    tenant_json(&r.tenant(id).ok().flatten()?)
+}
+
+fn group_json(g: &Group) -> Option<AuditValue> {
     AuditValue::of(
         &json!({ "tenantId": g.tenant_id, "groupId": g.group_id, "platform": g.platform }),
     )
+}
+
+fn group_of(r: &State, k: &crate::model::GroupRef) -> Option<AuditValue> {
+    group_json(&r.group(k).ok().flatten()?)
 }
 
 fn user_of(r: &State, name: &str) -> Option<AuditValue> {
