@@ -117,9 +117,12 @@ impl Dashboard {
         page.open_watched_page().await;
         page.viewport(1280, 800, false).await;
         page.navigate(&app.url(path)).await;
+        // The page's script focuses the username last, once its handlers are on; until the new
+        // document has elements both sides are null, so the field must exist first.
         page.wait_for(
-            "the sign-in form",
-            "document.activeElement === document.getElementById('username')",
+            "the sign-in form, ready",
+            "!!document.getElementById('username') && \
+             document.activeElement === document.getElementById('username')",
         )
         .await;
         Some(Dashboard {
