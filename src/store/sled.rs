@@ -1,6 +1,12 @@
 //! The embedded store: one sled tree with a key prefix per kind of record and one for the log,
 //! so that a commit (its changes and its log entry) is a set of keys written all or none.
 //!
+//! The log is kept in chunks: the entries of the commits the writer applies as one group are
+//! one value, under the first one's sequence. An insert into sled costs about the same
+//! whatever its size, and the log's keys are all appended at one end of the tree, whose leaf
+//! splits every eight or so keys: one key per commit made the log's inserts a third of what a
+//! write cost the server with flushing off, one per group a few percent.
+//!
 //! Two threads of the store's own do the writing, so that a writer never waits inside sled
 //! while it holds the service's turn to write:
 //! - the **writer** applies commits in log order, each group of queued commits at once
@@ -43,7 +49,8 @@ const USAGE: &[u8] = b"u:";
 const USER: &[u8] = b"a:";
 const SESSION: &[u8] = b"x:";
 const SECRET: &[u8] = b"k:";
-/// The log: entries under their sequence, big-endian so that key order is log order.
+/// The log: chunks of entries under their first entry's sequence, big-endian so that key order
+/// is log order. A chunk is one entry's JSON, or a JSON array of two or more in order.
 const LOG: &[u8] = b"l:";
 const DEFAULT: &[u8] = b"s:default";
 const PROPERTIES: &[u8] = b"s:properties";
@@ -60,7 +67,10 @@ const RECORD_EVERY: Duration = Duration::from_millis(100);
 /// With flushing off, how often the flusher flushes: nobody waits for it, so flushing behind
 /// every batch would only spend what flushing off is there to leave out.
 const UNWAITED_FLUSH_EVERY: Duration = Duration::from_millis(100);
-const FORMAT_VERSION: &[u8] = b"2";
+const FORMAT_VERSION: &[u8] = b"3";
+/// The format that kept one log entry per key: read as it is (each entry a chunk of one), and
+/// marked as the current one when opened so that a release that reads it no more refuses it.
+const FORMAT_ONE_ENTRY_PER_KEY: &[u8] = b"2";
 /// The format before the log: the same records without versions, plus a usage index on disk
 /// (now built in memory). Opened by upgrading: its history starts empty.
 const FORMAT_BEFORE_LOG: &[u8] = b"1";
@@ -102,10 +112,70 @@ pub struct SledStore {
     flusher_thread: Option<JoinHandle<()>>,
 }
 
-/// A commit on its way to the writer: its keys, already encoded.
+/// A commit on its way to the writer: its log entry and its records' keys, already encoded.
 struct Queued {
     sequence: u64,
+    entry: Vec<u8>,
     ops: Ops,
+}
+
+impl Queued {
+    fn size(&self) -> usize {
+        self.entry.len() + self.ops.size()
+    }
+}
+
+/// A group's keys, in the order they are written: its commits' entries as one chunk of the
+/// log, their records, and the commit count last (see [`batch`]).
+fn group_ops(group: Vec<Queued>) -> Ops {
+    let (Some(first), Some(last)) = (group.first(), group.last()) else {
+        return Ops::default();
+    };
+    let (first, last) = (first.sequence, last.sequence);
+    let mut entries = Vec::with_capacity(group.len());
+    let mut records = Vec::new();
+    for queued in group {
+        entries.push(queued.entry);
+        records.extend(queued.ops.0);
+    }
+    let mut ops = Ops::default();
+    ops.insert(log_key(first), chunk(entries));
+    ops.0.extend(records);
+    ops.insert(COMMITS, last.to_be_bytes());
+    ops
+}
+
+/// One chunk of the log from its entries' JSON (see [`LOG`]).
+fn chunk(mut entries: Vec<Vec<u8>>) -> Vec<u8> {
+    if entries.len() == 1 {
+        return entries.pop().unwrap_or_default();
+    }
+    let mut out = Vec::with_capacity(entries.iter().map(|e| e.len() + 1).sum::<usize>() + 1);
+    out.push(b'[');
+    for (i, entry) in entries.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(entry);
+    }
+    out.push(b']');
+    out
+}
+
+/// The entries of one chunk of the log, in order.
+fn entries_of(chunk: &[u8]) -> Result<Vec<Entry>> {
+    match chunk.first() {
+        Some(b'[') => decode("log chunk", chunk),
+        _ => Ok(vec![decode("log entry", chunk)?]),
+    }
+}
+
+/// A chunk holding `entries`, which are already stored (a chunk partly pruned).
+fn encode_chunk(entries: &[Entry]) -> Result<Vec<u8>> {
+    match entries {
+        [one] => encode(one),
+        all => encode(&all),
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -242,6 +312,11 @@ impl SledStore {
             .map_err(|e| open_error(path, e))?;
         match db.get(FORMAT).map_err(|e| open_error(path, e))? {
             Some(v) if v.as_ref() == FORMAT_VERSION => {}
+            Some(v) if v.as_ref() == FORMAT_ONE_ENTRY_PER_KEY => {
+                db.insert(FORMAT, FORMAT_VERSION)
+                    .and_then(|_| db.flush())
+                    .map_err(|e| open_error(path, e))?;
+            }
             Some(v) if v.as_ref() == FORMAT_BEFORE_LOG => {
                 upgrade_from_format_1(&db).map_err(|e| open_error(path, e))?;
                 tracing::info!(data = %path.display(), "store upgraded to format 2; the change log starts now");
@@ -385,12 +460,15 @@ impl SledStore {
         self.committed.lock().unwrap_or_else(|p| p.into_inner()).0
     }
 
-    /// A commit's keys; the writer adds the commit count once per group.
-    fn ops(&self, changes: &[Change], entry: &Entry) -> Result<Ops> {
+    /// A commit as the writer takes it.
+    fn queued(changes: &[Change], entry: &Entry) -> Result<Queued> {
         let mut ops = Ops::default();
-        ops.insert(log_key(entry.sequence), encode(entry)?);
         put_changes(&mut ops, changes)?;
-        Ok(ops)
+        Ok(Queued {
+            sequence: entry.sequence,
+            entry: encode(entry)?,
+            ops,
+        })
     }
 
     /// Waits until the writer has applied every commit queued before the call, so that what
@@ -482,11 +560,7 @@ impl SledStore {
         if committed.0 != expected.0 || entry.sequence != expected.0 + 1 {
             return Ok(Committed::Conflict);
         }
-        let ops = self.ops(changes, entry)?;
-        let queued = Queued {
-            sequence: entry.sequence,
-            ops,
-        };
+        let queued = Self::queued(changes, entry)?;
         let sent = committed.1.as_ref().map(|queue| queue.send(queued));
         if !matches!(sent, Some(Ok(()))) {
             return Err(closed());
@@ -508,19 +582,39 @@ impl SledStore {
     }
 
     fn read_entries(&self, range: LogRange) -> Result<Vec<Entry>> {
-        let from = log_key(range.after.0.saturating_add(1));
-        let to = log_key(range.before.map_or(u64::MAX, |b| b.0));
-        let mut iter = self.db.range(from..to);
+        let after = range.after.0;
+        let before = range.before.map_or(u64::MAX, |b| b.0);
+        let from = log_key(after.saturating_add(1));
+        let to = log_key(before);
+        if from >= to {
+            return Ok(Vec::new());
+        }
+        // The chunk holding the first entry wanted may begin before it.
+        let start = match self.db.range(LOG.to_vec()..from.clone()).next_back() {
+            Some(item) => item.map_err(storage)?.0.to_vec(),
+            None => from,
+        };
+        let mut chunks = self.db.range(start..to);
         let mut out = Vec::new();
         while out.len() < range.limit {
             let item = if range.newest_first {
-                iter.next_back()
+                chunks.next_back()
             } else {
-                iter.next()
+                chunks.next()
             };
             let Some(item) = item else { break };
             let (_, v) = item.map_err(storage)?;
-            out.push(decode("log entry", &v)?);
+            let mut entries = entries_of(&v)?;
+            if range.newest_first {
+                entries.reverse();
+            }
+            let room = range.limit - out.len();
+            out.extend(
+                entries
+                    .into_iter()
+                    .filter(|e| e.sequence > after && e.sequence < before)
+                    .take(room),
+            );
         }
         Ok(out)
     }
@@ -539,14 +633,27 @@ impl SledStore {
         self.writable()?;
         let mut batch = sled::Batch::default();
         let mut n = 0;
-        for item in self.db.scan_prefix(LOG).take(max) {
+        for item in self.db.scan_prefix(LOG) {
+            if n >= max {
+                break;
+            }
             let (k, v) = item.map_err(storage)?;
-            let entry: Entry = decode("log entry", &v)?;
-            if entry.at_ms >= before_ms {
+            let entries = entries_of(&v)?;
+            let old = entries
+                .iter()
+                .take_while(|e| e.at_ms < before_ms)
+                .count()
+                .min(max - n);
+            if old == 0 {
                 break;
             }
             batch.remove(k);
-            n += 1;
+            n += old;
+            if let Some(kept) = entries.get(old..).filter(|rest| !rest.is_empty()) {
+                // The rest of the chunk stays, under its first entry's sequence.
+                batch.insert(log_key(kept[0].sequence), encode_chunk(kept)?);
+                break;
+            }
         }
         if n > 0 {
             if let Err(e) = self.db.apply_batch(batch) {
@@ -620,22 +727,19 @@ fn write_queued(
 ) {
     let _failed_if_it_panics = FailOnPanic(flusher);
     while let Ok(first) = queued.recv() {
-        let mut last = first.sequence;
-        let mut ops = first.ops;
-        let mut taken = 1;
-        let mut bytes = ops.size();
-        while taken < GROUP_MAX && bytes < batch::BYTES_MAX {
+        let mut bytes = first.size();
+        let mut group = vec![first];
+        while group.len() < GROUP_MAX && bytes < batch::BYTES_MAX {
             let Ok(next) = queued.try_recv() else { break };
-            last = next.sequence;
-            bytes += next.ops.size();
-            ops.0.extend(next.ops.0);
-            taken += 1;
+            bytes += next.size();
+            group.push(next);
         }
+        let last = group.last().map_or(0, |q| q.sequence);
         if flusher.durable.borrow().failed.is_some() {
             // Applied after a write that failed, these would leave a gap in the log.
             continue;
         }
-        ops.insert(COMMITS, last.to_be_bytes());
+        let ops = group_ops(group);
         let written = record
             .insert(batch::KEY, ops.record())
             .and_then(|_| ops.write(db));
@@ -1159,6 +1263,98 @@ mod tests {
         );
     }
 
+    /// Writes commits `1..=sizes.sum()` straight into the store's tree, as groups of `sizes`
+    /// commits (the log in chunks of those sizes); commit `n` was made at `n * 10` ms.
+    fn written_in_groups(store: &SledStore, sizes: &[usize]) -> u64 {
+        let mut next = 1u64;
+        for &size in sizes {
+            let group = (next..next + size as u64)
+                .map(|n| {
+                    let entry = Entry::new(Sequence(n), n as i64 * 10, "system", "test");
+                    SledStore::queued(&[Change::PutSecret(format!("s{n}"), vec![1])], &entry)
+                        .unwrap()
+                })
+                .collect();
+            group_ops(group).write(&store.db).unwrap();
+            next += size as u64;
+        }
+        next - 1
+    }
+
+    fn sequences(entries: &[Entry]) -> Vec<u64> {
+        entries.iter().map(|e| e.sequence).collect()
+    }
+
+    #[tokio::test]
+    async fn log_reads_find_each_entry_whatever_chunk_holds_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(StoreOptions::new(dir.path())).unwrap();
+        let last = written_in_groups(&store, &[1, 3, 5, 1, 2, 4]);
+        assert_eq!(store.db.scan_prefix(LOG).count(), 6, "one key per group");
+        let befores = std::iter::once(None).chain((0..=last + 1).map(|b| Some(Sequence(b))));
+        for before in befores {
+            for after in 0..=last + 1 {
+                for limit in [1, 2, 4, 100] {
+                    for newest_first in [false, true] {
+                        let range = LogRange {
+                            after: Sequence(after),
+                            before,
+                            limit,
+                            newest_first,
+                        };
+                        let end = before.map_or(u64::MAX, |b| b.0);
+                        let mut want: Vec<u64> =
+                            (1..=last).filter(|&n| n > after && n < end).collect();
+                        if newest_first {
+                            want.reverse();
+                        }
+                        want.truncate(limit);
+                        let got = store.read_entries(range).unwrap();
+                        assert_eq!(sequences(&got), want, "{range:?}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn pruning_takes_entries_out_of_a_chunk_and_keeps_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(StoreOptions::new(dir.path())).unwrap();
+        let last = written_in_groups(&store, &[1, 5, 3]);
+        // Commits 1..=4 were made before 45 ms: the first chunk and three of the second.
+        assert_eq!(store.prune_now(45, 100).unwrap(), 4);
+        assert_eq!(store.oldest().unwrap(), Sequence(5));
+        let left = store
+            .read_entries(LogRange::after(Sequence(0), 100))
+            .unwrap();
+        assert_eq!(sequences(&left), (5..=last).collect::<Vec<_>>());
+        // At most `max` entries a call, also from the middle of a chunk.
+        assert_eq!(store.prune_now(i64::MAX, 1).unwrap(), 1);
+        assert_eq!(store.oldest().unwrap(), Sequence(6));
+        assert_eq!(store.prune_now(i64::MAX, 100).unwrap(), 4);
+        assert!(
+            store
+                .read_entries(LogRange::after(Sequence(0), 100))
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_folder_of_one_entry_per_key_opens_with_its_log_and_is_marked_the_current_format() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(StoreOptions::new(dir.path())).unwrap();
+        put_secret(&store, "a").await;
+        put_secret(&store, "b").await;
+        store.db.insert(FORMAT, FORMAT_ONE_ENTRY_PER_KEY).unwrap();
+        drop(store);
+        let (_, at, log) = reopened(dir.path()).await;
+        assert_eq!((at, log), (Sequence(2), vec![1, 2]));
+        let db = sled::open(dir.path()).unwrap();
+        assert_eq!(db.get(FORMAT).unwrap().as_deref(), Some(FORMAT_VERSION));
+    }
+
     /// A folder as the release before the log wrote it: records without versions, a usage
     /// index on disk, the commit count, no log.
     fn format_1_folder(dir: &Path) {
@@ -1245,12 +1441,9 @@ mod tests {
         put_secret(&store, "a").await;
         put_secret(&store, "b").await;
         let entry = Entry::new(Sequence(3), 0, "system", "test");
-        let mut ops = store
-            .ops(&[Change::PutSecret("c".into(), vec![3])], &entry)
-            .unwrap();
-        ops.insert(COMMITS, 3u64.to_be_bytes());
+        let queued = SledStore::queued(&[Change::PutSecret("c".into(), vec![3])], &entry).unwrap();
         drop(store);
-        ops
+        group_ops(vec![queued])
     }
 
     /// Leaves `record` as the writer's record of its last group in the closed store at `dir`,
