@@ -1,11 +1,11 @@
 //! The embedded store: one sled tree with a key prefix per kind of record and one for the log,
 //! so that a commit (its changes and its log entry) is a set of keys written all or none.
 //!
-//! The log is kept in chunks: the entries of the commits the writer applies as one group are
-//! one value, under the first one's sequence. An insert into sled costs about the same
-//! whatever its size, and the log's keys are all appended at one end of the tree, whose leaf
-//! splits every eight or so keys: one key per commit made the log's inserts a third of what a
-//! write cost the server with flushing off, one per group a few percent.
+//! The log is kept in chunks: consecutive entries of the commits the writer applies as one
+//! group are one value (up to [`CHUNK_BYTES_MAX`]), under the first one's sequence. An insert
+//! into sled costs about the same whatever its size, and the log's keys are all appended at
+//! one end of the tree, whose leaf splits every eight or so keys: one key per commit made the
+//! log's inserts a third of what a write cost the server with flushing off.
 //!
 //! Two threads of the store's own do the writing, so that a writer never waits inside sled
 //! while it holds the service's turn to write:
@@ -76,6 +76,10 @@ const FORMAT_ONE_ENTRY_PER_KEY: &[u8] = b"2";
 const FORMAT_BEFORE_LOG: &[u8] = b"1";
 /// Separates the parts of a composite key; no id or name may hold a control character.
 const SEP: u8 = 0;
+/// Most bytes in a chunk of the log made of two entries or more. sled writes a node bigger than
+/// a quarter of its 512 KiB segment into a file of its own, which its flush does not sync; a
+/// leaf holds up to 17 keys before it is split, so 17 chunks must stay well under 128 KiB.
+const CHUNK_BYTES_MAX: usize = 6 * 1024;
 /// Most commits the writer applies as one group (and [`batch::BYTES_MAX`] its bytes): bounds
 /// its memory and how long it holds sled.
 const GROUP_MAX: usize = 256;
@@ -125,21 +129,35 @@ impl Queued {
     }
 }
 
-/// A group's keys, in the order they are written: its commits' entries as one chunk of the
-/// log, their records, and the commit count last (see [`batch`]).
+/// A group's keys, in the order they are written: its commits' entries in chunks of the log
+/// (each under [`CHUNK_BYTES_MAX`] unless one entry is more), their records, and the commit
+/// count last (see [`batch`]).
 fn group_ops(group: Vec<Queued>) -> Ops {
-    let (Some(first), Some(last)) = (group.first(), group.last()) else {
+    let Some(last) = group.last().map(|q| q.sequence) else {
         return Ops::default();
     };
-    let (first, last) = (first.sequence, last.sequence);
-    let mut entries = Vec::with_capacity(group.len());
+    let mut ops = Ops::default();
     let mut records = Vec::new();
+    let mut open: Option<(u64, Vec<Vec<u8>>, usize)> = None;
     for queued in group {
-        entries.push(queued.entry);
+        let len = queued.entry.len();
+        match &mut open {
+            Some((_, entries, bytes)) if *bytes + 1 + len <= CHUNK_BYTES_MAX => {
+                *bytes += 1 + len;
+                entries.push(queued.entry);
+            }
+            _ => {
+                let next = (queued.sequence, vec![queued.entry], len + 2);
+                if let Some((first, entries, _)) = open.replace(next) {
+                    ops.insert(log_key(first), chunk(entries));
+                }
+            }
+        }
         records.extend(queued.ops.0);
     }
-    let mut ops = Ops::default();
-    ops.insert(log_key(first), chunk(entries));
+    if let Some((first, entries, _)) = open {
+        ops.insert(log_key(first), chunk(entries));
+    }
     ops.0.extend(records);
     ops.insert(COMMITS, last.to_be_bytes());
     ops
@@ -1120,6 +1138,26 @@ mod tests {
         }
     }
 
+    /// Opens a folder whose store was just dropped: sled's I/O threads may still be writing
+    /// out its last buffer, holding the folder's lock, for a moment after.
+    fn reopen<T, E: std::fmt::Display>(
+        open: impl Fn() -> std::result::Result<T, E>,
+    ) -> std::result::Result<T, E> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            match open() {
+                Err(e)
+                    if (e.to_string().contains("could not acquire lock")
+                        || e.to_string().contains("in use by another process"))
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                opened => return opened,
+            }
+        }
+    }
+
     fn commit(change: Change, entry: Entry) -> Commit {
         Commit {
             changes: vec![change],
@@ -1264,13 +1302,13 @@ mod tests {
     }
 
     /// Writes commits `1..=sizes.sum()` straight into the store's tree, as groups of `sizes`
-    /// commits (the log in chunks of those sizes); commit `n` was made at `n * 10` ms.
-    fn written_in_groups(store: &SledStore, sizes: &[usize]) -> u64 {
+    /// commits by `actor`; commit `n` was made at `n * 10` ms.
+    fn written_in_groups(store: &SledStore, sizes: &[usize], actor: &str) -> u64 {
         let mut next = 1u64;
         for &size in sizes {
             let group = (next..next + size as u64)
                 .map(|n| {
-                    let entry = Entry::new(Sequence(n), n as i64 * 10, "system", "test");
+                    let entry = Entry::new(Sequence(n), n as i64 * 10, actor, "test");
                     SledStore::queued(&[Change::PutSecret(format!("s{n}"), vec![1])], &entry)
                         .unwrap()
                 })
@@ -1289,7 +1327,7 @@ mod tests {
     async fn log_reads_find_each_entry_whatever_chunk_holds_it() {
         let dir = tempfile::tempdir().unwrap();
         let store = SledStore::open(StoreOptions::new(dir.path())).unwrap();
-        let last = written_in_groups(&store, &[1, 3, 5, 1, 2, 4]);
+        let last = written_in_groups(&store, &[1, 3, 5, 1, 2, 4], "system");
         assert_eq!(store.db.scan_prefix(LOG).count(), 6, "one key per group");
         let befores = std::iter::once(None).chain((0..=last + 1).map(|b| Some(Sequence(b))));
         for before in befores {
@@ -1318,10 +1356,30 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn big_groups_of_big_entries_leave_no_log_node_in_a_file_of_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(StoreOptions::new(dir.path())).unwrap();
+        let last = written_in_groups(&store, &[GROUP_MAX; 8], &"x".repeat(1000));
+        // sled writes a node of more than 128 KiB to a file of its own (which it never
+        // syncs): a leaf of the log full of chunks must stay under that.
+        let blobs = std::fs::read_dir(dir.path().join("blobs")).map_or(0, |d| d.count());
+        assert_eq!(blobs, 0, "nodes written as files of their own");
+        let chunks = store.db.scan_prefix(LOG).count();
+        assert!(
+            chunks > 8 * 2,
+            "{chunks} chunks for 8 groups of 1 KiB entries"
+        );
+        let all = store
+            .read_entries(LogRange::after(Sequence(0), usize::MAX))
+            .unwrap();
+        assert_eq!(sequences(&all), (1..=last).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
     async fn pruning_takes_entries_out_of_a_chunk_and_keeps_the_rest() {
         let dir = tempfile::tempdir().unwrap();
         let store = SledStore::open(StoreOptions::new(dir.path())).unwrap();
-        let last = written_in_groups(&store, &[1, 5, 3]);
+        let last = written_in_groups(&store, &[1, 5, 3], "system");
         // Commits 1..=4 were made before 45 ms: the first chunk and three of the second.
         assert_eq!(store.prune_now(45, 100).unwrap(), 4);
         assert_eq!(store.oldest().unwrap(), Sequence(5));
@@ -1351,7 +1409,7 @@ mod tests {
         drop(store);
         let (_, at, log) = reopened(dir.path()).await;
         assert_eq!((at, log), (Sequence(2), vec![1, 2]));
-        let db = sled::open(dir.path()).unwrap();
+        let db = reopen(|| sled::open(dir.path())).unwrap();
         assert_eq!(db.get(FORMAT).unwrap().as_deref(), Some(FORMAT_VERSION));
     }
 
@@ -1421,7 +1479,7 @@ mod tests {
         // The log goes on from the old commit count.
         assert_eq!(put_secret(&store, "k").await, Sequence(42));
         drop(store);
-        let store = SledStore::open(StoreOptions::new(dir.path())).unwrap();
+        let store = reopen(|| SledStore::open(StoreOptions::new(dir.path()))).unwrap();
         let log = store
             .entries(LogRange::after(Sequence(0), 10))
             .await
@@ -1449,7 +1507,7 @@ mod tests {
     /// Leaves `record` as the writer's record of its last group in the closed store at `dir`,
     /// and the keys `written` beside it, as a crash would have left them.
     fn leave_on_disk(dir: &Path, record: Vec<u8>, written: &[(Vec<u8>, Option<Vec<u8>>)]) {
-        let db = sled::open(dir).unwrap();
+        let db = reopen(|| sled::open(dir)).unwrap();
         db.open_tree(batch::TREE)
             .unwrap()
             .insert(batch::KEY, record)
@@ -1461,7 +1519,7 @@ mod tests {
     }
 
     async fn reopened(dir: &Path) -> (State, Sequence, Vec<u64>) {
-        let store = SledStore::open(StoreOptions::new(dir)).unwrap();
+        let store = reopen(|| SledStore::open(StoreOptions::new(dir))).unwrap();
         let (state, at) = store.load().await.unwrap();
         let log = store
             .entries(LogRange::after(Sequence(0), 10))
@@ -1534,7 +1592,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         closed_store_and_next_group(dir.path()).await;
         leave_on_disk(dir.path(), b"\x01\xff".to_vec(), &[]);
-        let Err(e) = SledStore::open(StoreOptions::new(dir.path())) else {
+        let Err(e) = reopen(|| SledStore::open(StoreOptions::new(dir.path()))) else {
             panic!("opened over a damaged record");
         };
         assert!(e.to_string().contains("damaged"), "{e}");
