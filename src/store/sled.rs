@@ -5,7 +5,10 @@
 //! group are one value (up to [`CHUNK_BYTES_MAX`]), under the first one's sequence. An insert
 //! into sled costs about the same whatever its size, and the log's keys are all appended at
 //! one end of the tree, whose leaf splits every eight or so keys: one key per commit made the
-//! log's inserts a third of what a write cost the server with flushing off.
+//! log's inserts a third of what a write cost the server with flushing off. Chunks are
+//! compressed: the entries of a group repeat the same names and values, and every byte of
+//! the log is written by sled three to four times (the insert, the group's record, the leaf's
+//! rewrites as it fills and splits).
 //!
 //! Two threads of the store's own do the writing, so that a writer never waits inside sled
 //! while it holds the service's turn to write:
@@ -50,7 +53,9 @@ const USER: &[u8] = b"a:";
 const SESSION: &[u8] = b"x:";
 const SECRET: &[u8] = b"k:";
 /// The log: chunks of entries under their first entry's sequence, big-endian so that key order
-/// is log order. A chunk is one entry's JSON, or a JSON array of two or more in order.
+/// is log order. A chunk is one entry's JSON, or a JSON array of two or more in order,
+/// compressed (see [`LZ4`]); the format before stored each entry's JSON as it is, which reads
+/// as a chunk of one.
 const LOG: &[u8] = b"l:";
 const DEFAULT: &[u8] = b"s:default";
 const PROPERTIES: &[u8] = b"s:properties";
@@ -76,10 +81,17 @@ const FORMAT_ONE_ENTRY_PER_KEY: &[u8] = b"2";
 const FORMAT_BEFORE_LOG: &[u8] = b"1";
 /// Separates the parts of a composite key; no id or name may hold a control character.
 const SEP: u8 = 0;
-/// Most bytes in a chunk of the log made of two entries or more. sled writes a node bigger than
+/// Most bytes of JSON in a chunk of the log made of two entries or more (compressed, at most a
+/// few bytes more in the worst case). sled writes a node bigger than
 /// a quarter of its 512 KiB segment into a file of its own, which its flush does not sync; a
 /// leaf holds up to 17 keys before it is split, so 17 chunks must stay well under 128 KiB.
 const CHUNK_BYTES_MAX: usize = 6 * 1024;
+/// Marks a chunk compressed with LZ4 (its JSON's length, 4 bytes little-endian, then the
+/// block), as the writer stores them; a chunk of one uncompressed entry starts with `{`.
+const LZ4: u8 = 1;
+/// The longest JSON a compressed chunk may claim to hold: more is taken for damage rather
+/// than allocated (a chunk holds one entry, or several within [`CHUNK_BYTES_MAX`]).
+const CHUNK_JSON_MAX: usize = 64 * 1024 * 1024;
 /// Most commits the writer applies as one group (and [`batch::BYTES_MAX`] its bytes): bounds
 /// its memory and how long it holds sled.
 const GROUP_MAX: usize = 256;
@@ -165,23 +177,43 @@ fn group_ops(group: Vec<Queued>) -> Ops {
 
 /// One chunk of the log from its entries' JSON (see [`LOG`]).
 fn chunk(mut entries: Vec<Vec<u8>>) -> Vec<u8> {
-    if entries.len() == 1 {
-        return entries.pop().unwrap_or_default();
-    }
-    let mut out = Vec::with_capacity(entries.iter().map(|e| e.len() + 1).sum::<usize>() + 1);
-    out.push(b'[');
-    for (i, entry) in entries.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
+    let json = if entries.len() == 1 {
+        entries.pop().unwrap_or_default()
+    } else {
+        let mut out = Vec::with_capacity(entries.iter().map(|e| e.len() + 1).sum::<usize>() + 1);
+        out.push(b'[');
+        for (i, entry) in entries.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(entry);
         }
-        out.extend_from_slice(entry);
-    }
-    out.push(b']');
+        out.push(b']');
+        out
+    };
+    let mut out = vec![LZ4];
+    out.extend(lz4_flex::block::compress_prepend_size(&json));
     out
 }
 
 /// The entries of one chunk of the log, in order.
 fn entries_of(chunk: &[u8]) -> Result<Vec<Entry>> {
+    let json;
+    let chunk = match chunk.split_first() {
+        Some((&LZ4, rest)) => {
+            let damaged = |e: &dyn std::fmt::Display| corrupt("log chunk", e);
+            let (size, block) = rest
+                .split_first_chunk::<4>()
+                .ok_or_else(|| damaged(&"cut short"))?;
+            let size = u32::from_le_bytes(*size) as usize;
+            if size > CHUNK_JSON_MAX {
+                return Err(damaged(&format!("{size} bytes")));
+            }
+            json = lz4_flex::block::decompress(block, size).map_err(|e| damaged(&e))?;
+            &json[..]
+        }
+        _ => chunk,
+    };
     match chunk.first() {
         Some(b'[') => decode("log chunk", chunk),
         _ => Ok(vec![decode("log entry", chunk)?]),
@@ -190,10 +222,7 @@ fn entries_of(chunk: &[u8]) -> Result<Vec<Entry>> {
 
 /// A chunk holding `entries`, which are already stored (a chunk partly pruned).
 fn encode_chunk(entries: &[Entry]) -> Result<Vec<u8>> {
-    match entries {
-        [one] => encode(one),
-        all => encode(&all),
-    }
+    Ok(chunk(entries.iter().map(encode).collect::<Result<_>>()?))
 }
 
 #[derive(Debug, Clone, Default)]
@@ -1405,12 +1434,46 @@ mod tests {
         let store = SledStore::open(StoreOptions::new(dir.path())).unwrap();
         put_secret(&store, "a").await;
         put_secret(&store, "b").await;
+        // As that format wrote them: each entry's JSON under its own sequence.
+        for n in 1..=2u64 {
+            let entry = Entry::new(Sequence(n), 0, "system", "test");
+            store
+                .db
+                .insert(log_key(n), serde_json::to_vec(&entry).unwrap())
+                .unwrap();
+        }
         store.db.insert(FORMAT, FORMAT_ONE_ENTRY_PER_KEY).unwrap();
         drop(store);
         let (_, at, log) = reopened(dir.path()).await;
         assert_eq!((at, log), (Sequence(2), vec![1, 2]));
         let db = reopen(|| sled::open(dir.path())).unwrap();
         assert_eq!(db.get(FORMAT).unwrap().as_deref(), Some(FORMAT_VERSION));
+        assert_eq!(
+            db.get(log_key(1)).unwrap().unwrap()[0],
+            b'{',
+            "left as it was"
+        );
+    }
+
+    #[test]
+    fn a_damaged_chunk_of_the_log_is_refused_not_misread() {
+        let entries: Vec<Vec<u8>> = (1..=3u64)
+            .map(|n| encode(&Entry::new(Sequence(n), 0, "system", "test")).unwrap())
+            .collect();
+        let good = chunk(entries);
+        assert_eq!(good[0], LZ4);
+        assert_eq!(sequences(&entries_of(&good).unwrap()), [1, 2, 3]);
+        let mut too_big = good.clone();
+        too_big[1..5].copy_from_slice(&u32::MAX.to_le_bytes());
+        let mut altered = good.clone();
+        let last = altered.len() - 1;
+        altered[last] ^= 0xff;
+        for damaged in [&good[..3], &good[..good.len() - 2], &too_big, &altered] {
+            assert!(
+                matches!(entries_of(damaged), Err(Error::Internal(_))),
+                "{damaged:?}"
+            );
+        }
     }
 
     /// A folder as the release before the log wrote it: records without versions, a usage
