@@ -366,7 +366,7 @@ impl SledStore {
             }
             Some(v) if v.as_ref() == FORMAT_BEFORE_LOG => {
                 upgrade_from_format_1(&db).map_err(|e| open_error(path, e))?;
-                tracing::info!(data = %path.display(), "store upgraded to format 2; the change log starts now");
+                tracing::info!(data = %path.display(), "store upgraded to format 3; the change log starts now");
             }
             Some(v) => anyhow::bail!(
                 "data folder {} holds store format {:?}, this version reads {:?}",
