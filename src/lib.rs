@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod json;
 pub mod model;
 pub mod probe;
 pub mod server;

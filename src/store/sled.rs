@@ -180,16 +180,7 @@ fn chunk(mut entries: Vec<Vec<u8>>) -> Vec<u8> {
     let json = if entries.len() == 1 {
         entries.pop().unwrap_or_default()
     } else {
-        let mut out = Vec::with_capacity(entries.iter().map(|e| e.len() + 1).sum::<usize>() + 1);
-        out.push(b'[');
-        for (i, entry) in entries.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            out.extend_from_slice(entry);
-        }
-        out.push(b']');
-        out
+        crate::json::array_of(&entries)
     };
     let mut out = vec![LZ4];
     out.extend(lz4_flex::block::compress_prepend_size(&json));

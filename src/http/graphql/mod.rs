@@ -238,16 +238,7 @@ async fn execute(
         .post(requests, Credentials::from_headers(&headers))
         .await;
     let body = if is_batch {
-        let mut body = Vec::with_capacity(answers.iter().map(|a| a.len() + 1).sum::<usize>() + 1);
-        body.push(b'[');
-        for (i, answer) in answers.iter().enumerate() {
-            if i > 0 {
-                body.push(b',');
-            }
-            body.extend_from_slice(answer);
-        }
-        body.push(b']');
-        Bytes::from(body)
+        Bytes::from(crate::json::array_of(&answers))
     } else {
         answers.into_iter().next().unwrap_or_default()
     };
