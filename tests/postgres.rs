@@ -960,7 +960,7 @@ async fn the_gateways_connections_run_without_jit() {
 /// held, they give what the writer holds.
 #[tokio::test]
 async fn catching_up_reads_the_current_row_of_every_object_touched() {
-    use callrec_gateway::model::{Group, GroupRef, Platform, Tenant};
+    use callrec_gateway::model::{Group, GroupRef, Level, Platform, Properties, Tenant, User};
     use callrec_gateway::store::{
         CatchUp, Change, PgOptions, PgStore, Read, Sequence, State, Store,
     };
@@ -983,8 +983,22 @@ async fn catching_up_reads_the_current_row_of_every_object_touched() {
         group_id: id.into(),
         platform: platform.map(Into::into),
     };
+    let user = |name: &str| User {
+        username: name.into(),
+        password_hash: "not a hash".into(),
+        level: Level::TenantAdmin,
+        tenant_id: Some("T".into()),
+        group_id: None,
+    };
+    let properties = Properties {
+        refresh_period_seconds: 7,
+        ..Properties::default()
+    };
     let mut first: Vec<Change> = (0..64).map(|i| Change::PutPlatform(platform(i))).collect();
     first.extend([
+        Change::PutProperties(properties),
+        Change::PutUser(user("u1")),
+        Change::PutUser(user("u2")),
         Change::SetDefault(Some("P00".into())),
         Change::PutTenant(Tenant {
             tenant_id: "T".into(),
@@ -1010,6 +1024,7 @@ async fn catching_up_reads_the_current_row_of_every_object_touched() {
                 }),
                 Change::DeleteSession("s1".into()),
                 Change::PutSession(session("s2")),
+                Change::DeleteUser("u2".into()),
             ],
         ),
     ];
@@ -1045,6 +1060,9 @@ async fn catching_up_reads_the_current_row_of_every_object_touched() {
     assert_eq!(caught_up.session("s1").unwrap(), None);
     assert_eq!(caught_up.session("s2").unwrap(), Some(session("s2")));
     assert_eq!(caught_up.secret("k").unwrap(), Some(vec![1, 2, 3]));
+    assert_eq!(caught_up.properties().unwrap(), properties);
+    assert_eq!(caught_up.user("u1").unwrap(), Some(user("u1")));
+    assert_eq!(caught_up.user("u2").unwrap(), None);
 }
 
 /// Every stored row and the log's position and length, as text, straight from the database.

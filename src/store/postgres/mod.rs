@@ -11,7 +11,7 @@
 //!
 //! Each gateway follows the head with `LISTEN` (see [`head`]), and catches up by reading the
 //! entries after its position and the current records of the objects they name (see
-//! [`rows::Touched`]), all in one snapshot.
+//! [`rows::Touched`]), all in one statement: one snapshot, one round trip.
 //!
 //! A change acknowledged by any gateway is in every gateway's next answer: a gateway holding a
 //! read lease answers from memory, and commits wait for it to install them (see [`lease`]);
@@ -32,7 +32,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
-use sqlx::{Connection, QueryBuilder, Row};
+use sqlx::{QueryBuilder, Row};
 use tokio::sync::watch;
 
 use self::rows::Touched;
@@ -281,28 +281,22 @@ impl PgStore {
     }
 }
 
-/// What was committed after `after`, read in one snapshot on `connection`.
+/// What was committed after `after`, read in one statement on `connection` (see
+/// [`rows::CATCH_UP`]).
 async fn catch_up_on(connection: &mut PgConnection, after: Sequence) -> Result<CatchUp> {
-    let mut tx = connection.begin_with(SNAPSHOT).await.map_err(db_error)?;
-    // The head (the row without an entry) and the entries after `after`, in one round trip;
-    // each part planned as the plain query would be (a join of the two was not: it sorted
-    // the whole log).
-    let rows = sqlx::query(
-        "(SELECT sequence, NULL::text AS entry, NULL::jsonb AS touched FROM log_head) \
-         UNION ALL \
-         (SELECT sequence, entry::text, touched FROM change_log \
-          WHERE sequence > $1 AND sequence <= (SELECT sequence FROM log_head))",
-    )
-    .bind(signed(after)?)
-    .fetch_all(&mut *tx)
-    .await
-    .map_err(db_error)?;
+    let read = sqlx::query(rows::CATCH_UP)
+        .bind(signed(after)?)
+        .fetch_all(&mut *connection)
+        .await
+        .map_err(db_error)?;
     let mut head = None;
-    let mut found = Vec::with_capacity(rows.len());
-    for row in rows {
-        match row.get::<Option<String>, _>(1) {
-            None => head = Some(sequence(row.get(0))?),
-            Some(text) => found.push((row.get::<i64, _>(0), text, row.get(2))),
+    let mut found = Vec::new();
+    let mut current = rows::Current::default();
+    for row in &read {
+        match current.take(row)? {
+            rows::Part::Head(at) => head = Some(sequence(at)?),
+            rows::Part::Entry(at, text, touched) => found.push((at, text, touched)),
+            rows::Part::Object => {}
         }
     }
     let Some(head) = head else {
@@ -315,7 +309,7 @@ async fn catch_up_on(connection: &mut PgConnection, after: Sequence) -> Result<C
     let mut entries = Vec::with_capacity(found.len());
     let mut touched = BTreeSet::new();
     for (_, text, names) in found {
-        let names: Vec<Touched> = rows::record("log entry", names)?;
+        let names: Vec<Touched> = rows::parse("log entry", &names)?;
         touched.extend(names);
         entries.push(parse_entry(&text)?);
     }
@@ -327,8 +321,7 @@ async fn catch_up_on(connection: &mut PgConnection, after: Sequence) -> Result<C
         // What changed in between is no longer in the log (pruned past retention).
         return Ok(CatchUp::Pruned);
     }
-    let changes = rows::current(&mut tx, &touched).await?;
-    tx.commit().await.map_err(db_error)?;
+    let changes = rows::current(&touched, current)?;
     let last = entries.len() - 1;
     // The changes bring a state from `after` to the head in one go: they go with the last
     // entry, the others only carry their events.

@@ -91,6 +91,11 @@ fn corrupt(what: &str, e: impl std::fmt::Display) -> Error {
     Error::Internal(format!("stored {what} is unreadable: {e}"))
 }
 
+/// A record from its JSON text.
+pub(super) fn parse<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> Result<T> {
+    serde_json::from_str(text).map_err(|e| corrupt(what, e))
+}
+
 pub(super) fn record<T: serde::de::DeserializeOwned>(
     what: &str,
     value: serde_json::Value,
@@ -335,122 +340,151 @@ fn setting(name: String, value: serde_json::Value) -> Result<Option<Change>> {
     })
 }
 
-/// The current state of each touched object, as the change that puts it (or deletes it when
-/// it is gone). Read in the caller's transaction, so all of it is at one log position: one
-/// query per kind of object touched, whatever their number (a batch of writes to 64
-/// platforms is one read here, not 64 round trips for every gateway that follows it).
-pub(super) async fn current(
-    conn: &mut PgConnection,
-    touched: &BTreeSet<Touched>,
-) -> Result<Vec<Change>> {
-    let mut keys: BTreeMap<&'static str, Vec<&str>> = BTreeMap::new();
-    let (mut group_tenants, mut group_ids) = (Vec::new(), Vec::new());
-    let mut secret_names = Vec::new();
-    for t in touched {
-        let (kind, key) = match t {
-            Touched::Platform { name } => (PLATFORMS, name.as_str()),
-            Touched::Default => (SETTINGS, DEFAULT),
-            Touched::Properties => (SETTINGS, PROPERTIES),
-            Touched::Tenant { tenant_id } => (TENANTS, tenant_id.as_str()),
-            Touched::Group {
-                tenant_id,
-                group_id,
-            } => {
-                group_tenants.push(tenant_id.as_str());
-                group_ids.push(group_id.as_str());
-                continue;
+/// What a catch-up reads, as one statement: one snapshot, so all of it is at one log
+/// position, and one round trip, which every gateway that follows another's commits waits
+/// for before the commit can be acknowledged. Its rows, by `part`: the head (`sequence`); each
+/// entry after `$1` up to the head (`sequence`, `entry`, `record` = its touched objects); the
+/// current row of each object those entries touched, found by its key (`k1`, and `k2` for a
+/// group), whatever their number (a batch of writes to 64 platforms is one index probe each,
+/// not a round trip each).
+pub(super) const CATCH_UP: &str = "\
+    WITH head AS (SELECT sequence FROM log_head), \
+    entries AS MATERIALIZED ( \
+      SELECT sequence, entry, touched FROM change_log \
+      WHERE sequence > $1 AND sequence <= (SELECT sequence FROM head)), \
+    keys AS MATERIALIZED ( \
+      SELECT DISTINCT t->>'kind' AS kind, \
+        coalesce(t->>'name', t->>'tenantId', t->>'username', t->>'id', t->>'kind') AS k1, \
+        t->>'groupId' AS k2 \
+      FROM entries, jsonb_array_elements(entries.touched) AS t) \
+    SELECT 0 AS part, sequence, NULL::text AS k1, NULL::text AS k2, NULL::text AS entry, \
+      NULL::text AS record, NULL::bytea AS value FROM head \
+    UNION ALL SELECT 1, sequence, NULL, NULL, entry::text, touched::text, NULL FROM entries \
+    UNION ALL SELECT 2, NULL, r.name, NULL, NULL, r.record::text, NULL \
+      FROM keys k JOIN platforms r ON r.name = k.k1 WHERE k.kind = 'platform' \
+    UNION ALL SELECT 3, NULL, r.name, NULL, NULL, r.record::text, NULL \
+      FROM keys k JOIN settings r ON r.name = k.k1 WHERE k.kind IN ('default', 'properties') \
+    UNION ALL SELECT 4, NULL, r.tenant_id, NULL, NULL, r.record::text, NULL \
+      FROM keys k JOIN tenants r ON r.tenant_id = k.k1 WHERE k.kind = 'tenant' \
+    UNION ALL SELECT 5, NULL, r.tenant_id, r.group_id, NULL, r.record::text, NULL \
+      FROM keys k JOIN groups r ON r.tenant_id = k.k1 AND r.group_id = k.k2 \
+      WHERE k.kind = 'group' \
+    UNION ALL SELECT 6, NULL, r.username, NULL, NULL, r.record::text, NULL \
+      FROM keys k JOIN users r ON r.username = k.k1 WHERE k.kind = 'user' \
+    UNION ALL SELECT 7, NULL, r.id, NULL, NULL, r.record::text, NULL \
+      FROM keys k JOIN sessions r ON r.id = k.k1 WHERE k.kind = 'session' \
+    UNION ALL SELECT 8, NULL, r.name, NULL, NULL, NULL, r.value \
+      FROM keys k JOIN secrets r ON r.name = k.k1 WHERE k.kind = 'secret'";
+
+/// The `part` of a [`CATCH_UP`] row.
+pub(super) enum Part {
+    Head(i64),
+    /// An entry's sequence, text and touched objects.
+    Entry(i64, String, String),
+    /// An object's current row, kept in [`Current`].
+    Object,
+}
+
+/// The current rows of the touched objects, as a catch-up found them.
+#[derive(Default)]
+pub(super) struct Current {
+    rows: BTreeMap<(&'static str, String), String>,
+    groups: BTreeMap<(String, String), String>,
+    secrets: BTreeMap<String, Vec<u8>>,
+}
+
+impl Current {
+    /// Takes one row of [`CATCH_UP`].
+    pub(super) fn take(&mut self, row: &sqlx::postgres::PgRow) -> Result<Part> {
+        let part: i32 = row.try_get(0).map_err(db_error)?;
+        let text = |i| row.try_get::<Option<String>, _>(i).map_err(db_error);
+        let key = || text(2)?.ok_or_else(|| corrupt("catch-up row", "no key"));
+        let record = || text(5)?.ok_or_else(|| corrupt("catch-up row", "no record"));
+        let table = match part {
+            0 => return Ok(Part::Head(row.try_get(1).map_err(db_error)?)),
+            1 => {
+                let entry = text(4)?.ok_or_else(|| corrupt("log entry", "no text"))?;
+                return Ok(Part::Entry(
+                    row.try_get(1).map_err(db_error)?,
+                    entry,
+                    record()?,
+                ));
             }
-            Touched::User { username } => (USERS, username.as_str()),
-            Touched::Session { id } => (SESSIONS, id.as_str()),
-            Touched::Secret { name } => {
-                secret_names.push(name.as_str());
-                continue;
+            2 => PLATFORMS,
+            3 => SETTINGS,
+            4 => TENANTS,
+            5 => {
+                let group = text(3)?.ok_or_else(|| corrupt("catch-up row", "no group id"))?;
+                self.groups.insert((key()?, group), record()?);
+                return Ok(Part::Object);
             }
+            6 => USERS,
+            7 => SESSIONS,
+            8 => {
+                let value: Option<Vec<u8>> = row.try_get(6).map_err(db_error)?;
+                let value = value.ok_or_else(|| corrupt("catch-up row", "no secret"))?;
+                self.secrets.insert(key()?, value);
+                return Ok(Part::Object);
+            }
+            _ => return Err(corrupt("catch-up row", format!("part {part}"))),
         };
-        keys.entry(kind).or_default().push(key);
+        self.rows.insert((table, key()?), record()?);
+        Ok(Part::Object)
     }
-    let mut rows: BTreeMap<(&'static str, String), serde_json::Value> = BTreeMap::new();
-    for (kind, keys) in &keys {
-        let found = sqlx::query(kind)
-            .bind(keys)
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(db_error)?;
-        for row in found {
-            rows.insert((*kind, row.get(0)), row.get(1));
-        }
-    }
-    let mut groups: BTreeMap<(String, String), serde_json::Value> = BTreeMap::new();
-    if !group_ids.is_empty() {
-        let found = sqlx::query(
-            "SELECT g.tenant_id, g.group_id, g.record FROM groups g \
-             JOIN unnest($1::text[], $2::text[]) AS k(tenant_id, group_id) \
-             USING (tenant_id, group_id)",
-        )
-        .bind(&group_tenants)
-        .bind(&group_ids)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(db_error)?;
-        for row in found {
-            groups.insert((row.get(0), row.get(1)), row.get(2));
-        }
-    }
-    let mut secrets: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-    if !secret_names.is_empty() {
-        let found = sqlx::query("SELECT name, value FROM secrets WHERE name = ANY($1)")
-            .bind(&secret_names)
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(db_error)?;
-        for row in found {
-            secrets.insert(row.get(0), row.get(1));
-        }
-    }
+}
+
+/// The current state of each touched object, as the change that puts it (or deletes it when
+/// it is gone).
+pub(super) fn current(touched: &BTreeSet<Touched>, found: Current) -> Result<Vec<Change>> {
+    let Current {
+        mut rows,
+        mut groups,
+        mut secrets,
+    } = found;
     let mut take = |kind: &'static str, key: &str| rows.remove(&(kind, key.to_owned()));
     let mut out = Vec::with_capacity(touched.len());
     for t in touched {
         let change = match t {
             Touched::Platform { name } => match take(PLATFORMS, name) {
                 Some(v) => {
-                    Change::PutPlatform(Platform::from(record::<PlatformRecord>("platform", v)?))
+                    Change::PutPlatform(Platform::from(parse::<PlatformRecord>("platform", &v)?))
                 }
                 None => Change::DeletePlatform(name.clone()),
             },
             Touched::Default => Change::SetDefault(
                 take(SETTINGS, DEFAULT)
-                    .map(|v| record("default", v))
+                    .map(|v| parse("default", &v))
                     .transpose()?,
             ),
             Touched::Properties => match take(SETTINGS, PROPERTIES) {
-                Some(v) => Change::PutProperties(Properties::from(record::<PropertiesRecord>(
+                Some(v) => Change::PutProperties(Properties::from(parse::<PropertiesRecord>(
                     "properties",
-                    v,
+                    &v,
                 )?)),
                 // Properties are never removed.
                 None => continue,
             },
             Touched::Tenant { tenant_id } => match take(TENANTS, tenant_id) {
-                Some(v) => Change::PutTenant(Tenant::from(record::<TenantRecord>("tenant", v)?)),
+                Some(v) => Change::PutTenant(Tenant::from(parse::<TenantRecord>("tenant", &v)?)),
                 None => Change::DeleteTenant(tenant_id.clone()),
             },
             Touched::Group {
                 tenant_id,
                 group_id,
             } => match groups.remove(&(tenant_id.clone(), group_id.clone())) {
-                Some(v) => Change::PutGroup(Group::from(record::<GroupRecord>("group", v)?)),
+                Some(v) => Change::PutGroup(Group::from(parse::<GroupRecord>("group", &v)?)),
                 None => Change::DeleteGroup(GroupRef {
                     tenant_id: tenant_id.clone(),
                     group_id: group_id.clone(),
                 }),
             },
             Touched::User { username } => match take(USERS, username) {
-                Some(v) => Change::PutUser(User::try_from(record::<UserRecord>("user", v)?)?),
+                Some(v) => Change::PutUser(User::try_from(parse::<UserRecord>("user", &v)?)?),
                 None => Change::DeleteUser(username.clone()),
             },
             Touched::Session { id } => match take(SESSIONS, id) {
                 Some(v) => {
-                    Change::PutSession(Session::from(record::<SessionRecord>("session", v)?))
+                    Change::PutSession(Session::from(parse::<SessionRecord>("session", &v)?))
                 }
                 None => Change::DeleteSession(id.clone()),
             },
@@ -465,10 +499,9 @@ pub(super) async fn current(
     Ok(out)
 }
 
-/// The reads of [`current`], one per kind of object: key and record of the rows whose key is
-/// one of `$1`.
-const PLATFORMS: &str = "SELECT name, record FROM platforms WHERE name = ANY($1)";
-const SETTINGS: &str = "SELECT name, record FROM settings WHERE name = ANY($1)";
-const TENANTS: &str = "SELECT tenant_id, record FROM tenants WHERE tenant_id = ANY($1)";
-const USERS: &str = "SELECT username, record FROM users WHERE username = ANY($1)";
-const SESSIONS: &str = "SELECT id, record FROM sessions WHERE id = ANY($1)";
+/// The kinds of object [`Current`] keeps by one text key.
+const PLATFORMS: &str = "platforms";
+const SETTINGS: &str = "settings";
+const TENANTS: &str = "tenants";
+const USERS: &str = "users";
+const SESSIONS: &str = "sessions";
