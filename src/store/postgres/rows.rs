@@ -18,7 +18,8 @@ const DEFAULT: &str = "default";
 const PROPERTIES: &str = "properties";
 
 /// One object a commit changed, by its key (the log entry's own description leaves secrets
-/// and session ids out, so it cannot serve to find them).
+/// and session ids out, so it cannot serve to find them). Stored as JSON in
+/// `change_log.touched`, where [`CATCH_UP`] reads `kind` and the key fields by these names.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "camelCase")]
 pub(super) enum Touched {
