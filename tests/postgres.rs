@@ -861,6 +861,17 @@ fn session(id: &str) -> callrec_gateway::store::Session {
     }
 }
 
+/// A Tenant Admin of tenant `T`, as the store keeps users.
+fn user(name: &str) -> callrec_gateway::model::User {
+    callrec_gateway::model::User {
+        username: name.into(),
+        password_hash: "not a hash".into(),
+        level: callrec_gateway::model::Level::TenantAdmin,
+        tenant_id: Some("T".into()),
+        group_id: None,
+    }
+}
+
 /// A commit at log position `at` made of `changes`, as the service would hand it over.
 fn commit(at: u64, changes: Vec<callrec_gateway::store::Change>) -> callrec_gateway::store::Commit {
     use callrec_gateway::store::{Entry, Sequence};
@@ -960,7 +971,7 @@ async fn the_gateways_connections_run_without_jit() {
 /// held, they give what the writer holds.
 #[tokio::test]
 async fn catching_up_reads_the_current_row_of_every_object_touched() {
-    use callrec_gateway::model::{Group, GroupRef, Level, Platform, Properties, Tenant, User};
+    use callrec_gateway::model::{Group, GroupRef, Platform, Properties, Tenant};
     use callrec_gateway::store::{
         CatchUp, Change, PgOptions, PgStore, Read, Sequence, State, Store,
     };
@@ -982,13 +993,6 @@ async fn catching_up_reads_the_current_row_of_every_object_touched() {
         tenant_id: "T".into(),
         group_id: id.into(),
         platform: platform.map(Into::into),
-    };
-    let user = |name: &str| User {
-        username: name.into(),
-        password_hash: "not a hash".into(),
-        level: Level::TenantAdmin,
-        tenant_id: Some("T".into()),
-        group_id: None,
     };
     let properties = Properties {
         refresh_period_seconds: 7,
@@ -1097,7 +1101,7 @@ async fn stored_rows(url: &str) -> String {
 /// rows of every kind.
 #[tokio::test]
 async fn a_refused_batch_writes_no_row_of_any_kind() {
-    use callrec_gateway::model::{Group, GroupRef, Level, Platform, Properties, Tenant, User};
+    use callrec_gateway::model::{Group, GroupRef, Platform, Properties, Tenant};
     use callrec_gateway::store::{Change, Committed, PgOptions, PgStore, Sequence, Store};
     if !common::store::server_reachable() {
         return;
@@ -1111,13 +1115,6 @@ async fn a_refused_batch_writes_no_row_of_any_kind() {
             "supportVideoRecording": false, "description": description
         }))
         .expect("a platform")
-    };
-    let user = |name: &str| User {
-        username: name.into(),
-        password_hash: "not a hash".into(),
-        level: Level::TenantAdmin,
-        tenant_id: Some("T".into()),
-        group_id: None,
     };
     let group = |id: &str| Group {
         tenant_id: "T".into(),
