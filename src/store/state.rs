@@ -2,8 +2,10 @@
 //! all it did not change with the one before, so a snapshot costs one reference count and readers
 //! never wait for writers.
 //!
-//! Groups are by far the most numerous objects (100,000 and more), so they are kept small: a
-//! shared key, and the platform name shared with the usage index.
+//! A map copies the node it changes, every key and value in it (up to 64): so keys and values
+//! are shared (`Arc`), and a commit copies pointers, not platforms, users or sessions with
+//! their strings. Groups are by far the most numerous objects (100,000 and more), so they are
+//! kept small: a shared key, and the platform name shared with the usage index.
 
 use std::sync::Arc;
 
@@ -15,17 +17,17 @@ use crate::model::{Group, GroupRef, Platform, Properties, Tenant, User};
 
 #[derive(Clone, Default)]
 pub struct State {
-    platforms: OrdMap<String, Platform>,
+    platforms: OrdMap<Arc<str>, Arc<Platform>>,
     system_default: Option<String>,
     properties: Option<Properties>,
-    tenants: OrdMap<String, Tenant>,
+    tenants: OrdMap<Arc<str>, Arc<Tenant>>,
     /// Each group and the platform assigned to it.
     groups: OrdMap<Arc<GroupRef>, Option<Arc<str>>>,
     /// Which groups each platform is assigned to: the usage index.
     usage: OrdMap<Arc<str>, OrdSet<Arc<GroupRef>>>,
-    users: OrdMap<String, User>,
-    sessions: OrdMap<String, Session>,
-    secrets: OrdMap<String, Vec<u8>>,
+    users: OrdMap<Arc<str>, Arc<User>>,
+    sessions: OrdMap<Arc<str>, Arc<Session>>,
+    secrets: OrdMap<Arc<str>, Arc<Vec<u8>>>,
 }
 
 impl State {
@@ -33,18 +35,20 @@ impl State {
     pub fn apply(&mut self, change: &Change) {
         match change {
             Change::PutPlatform(p) => {
-                self.platforms.insert(p.name.clone(), p.clone());
+                self.platforms
+                    .insert(p.name.as_str().into(), Arc::new(p.clone()));
             }
             Change::DeletePlatform(name) => {
-                self.platforms.remove(name);
+                self.platforms.remove(name.as_str());
             }
             Change::SetDefault(name) => self.system_default = name.clone(),
             Change::PutProperties(p) => self.properties = Some(*p),
             Change::PutTenant(t) => {
-                self.tenants.insert(t.tenant_id.clone(), t.clone());
+                self.tenants
+                    .insert(t.tenant_id.as_str().into(), Arc::new(t.clone()));
             }
             Change::DeleteTenant(id) => {
-                self.tenants.remove(id);
+                self.tenants.remove(id.as_str());
             }
             Change::PutGroup(g) => {
                 let key = match self.groups.get_key_value(&g.key()) {
@@ -63,19 +67,22 @@ impl State {
                 self.unassign(old.flatten(), key);
             }
             Change::PutUser(u) => {
-                self.users.insert(u.username.clone(), u.clone());
+                self.users
+                    .insert(u.username.as_str().into(), Arc::new(u.clone()));
             }
             Change::DeleteUser(name) => {
-                self.users.remove(name);
+                self.users.remove(name.as_str());
             }
             Change::PutSession(s) => {
-                self.sessions.insert(s.id.clone(), s.clone());
+                self.sessions
+                    .insert(s.id.as_str().into(), Arc::new(s.clone()));
             }
             Change::DeleteSession(id) => {
-                self.sessions.remove(id);
+                self.sessions.remove(id.as_str());
             }
             Change::PutSecret(name, value) => {
-                self.secrets.insert(name.clone(), value.clone());
+                self.secrets
+                    .insert(name.as_str().into(), Arc::new(value.clone()));
             }
         }
     }
@@ -102,7 +109,7 @@ impl State {
 
     /// The names of the stored secrets, ordered (for exports).
     pub fn secret_names(&self) -> Vec<String> {
-        self.secrets.keys().cloned().collect()
+        self.secrets.keys().map(|k| k.to_string()).collect()
     }
 
     /// How many groups there are, for sizing decisions that need no walk.
@@ -121,15 +128,15 @@ fn group_of(key: &GroupRef, platform: &Option<Arc<str>>) -> Group {
 
 impl Read for State {
     fn platform(&self, name: &str) -> Result<Option<Platform>> {
-        Ok(self.platforms.get(name).cloned())
+        Ok(self.platforms.get(name).map(|v| (**v).clone()))
     }
 
     fn platforms(&self) -> Result<Vec<Platform>> {
-        Ok(self.platforms.values().cloned().collect())
+        Ok(self.platforms.values().map(|v| (**v).clone()).collect())
     }
 
     fn platform_names(&self) -> Result<Vec<String>> {
-        Ok(self.platforms.keys().cloned().collect())
+        Ok(self.platforms.keys().map(|k| k.to_string()).collect())
     }
 
     fn system_default(&self) -> Result<Option<String>> {
@@ -153,11 +160,11 @@ impl Read for State {
     }
 
     fn tenant(&self, tenant_id: &str) -> Result<Option<Tenant>> {
-        Ok(self.tenants.get(tenant_id).cloned())
+        Ok(self.tenants.get(tenant_id).map(|v| (**v).clone()))
     }
 
     fn tenants(&self) -> Result<Vec<Tenant>> {
-        Ok(self.tenants.values().cloned().collect())
+        Ok(self.tenants.values().map(|v| (**v).clone()).collect())
     }
 
     fn group(&self, group: &GroupRef) -> Result<Option<Group>> {
@@ -181,22 +188,22 @@ impl Read for State {
     }
 
     fn user(&self, username: &str) -> Result<Option<User>> {
-        Ok(self.users.get(username).cloned())
+        Ok(self.users.get(username).map(|v| (**v).clone()))
     }
 
     fn users(&self) -> Result<Vec<User>> {
-        Ok(self.users.values().cloned().collect())
+        Ok(self.users.values().map(|v| (**v).clone()).collect())
     }
 
     fn session(&self, id: &str) -> Result<Option<Session>> {
-        Ok(self.sessions.get(id).cloned())
+        Ok(self.sessions.get(id).map(|v| (**v).clone()))
     }
 
     fn sessions(&self) -> Result<Vec<Session>> {
-        Ok(self.sessions.values().cloned().collect())
+        Ok(self.sessions.values().map(|v| (**v).clone()).collect())
     }
 
     fn secret(&self, name: &str) -> Result<Option<Vec<u8>>> {
-        Ok(self.secrets.get(name).cloned())
+        Ok(self.secrets.get(name).map(|v| (**v).clone()))
     }
 }
