@@ -134,13 +134,20 @@ impl Wrk {
 
 /// Numbers wrk's threads (each runs a Lua state of its own, which sees its number as `number`)
 /// and counts each thread's requests in `counter`, for requests that must differ from all
-/// others.
+/// others. Their bodies are of one length (the counter has a fixed width), so each request is
+/// a head made once by `head_of` (with `wrk.format`, in `init`) and the body: building the
+/// whole request with `wrk.format` every time cost wrk, on the cores it shares with the
+/// server, 3–4 µs of the 25–30 µs it spends per PUT.
 const NUMBERED: &str = "local threads = 0\n\
                         function setup(thread)\n\
                           thread:set(\"number\", threads)\n\
                           threads = threads + 1\n\
                         end\n\
-                        local counter = 0\n";
+                        local counter = 0\n\
+                        function head_of(path, sample)\n\
+                          local whole = wrk.format(nil, path, nil, sample)\n\
+                          return string.sub(whole, 1, #whole - #sample)\n\
+                        end\n";
 
 /// Sets runs apart that are made at once (two gateways loaded together), so that their
 /// changes differ: a PUT of the value already stored changes nothing.
@@ -195,10 +202,16 @@ fn lua(ask: &Ask) -> String {
             script += "wrk.headers[\"Content-Type\"] = \"application/json\"\n";
             script += &format!("local rest = {}\n", quoted(&format!("{rest}}}")));
             script += NUMBERED;
-            script += "function request()\n\
+            script += "local function body(n)\n\
+                         return string.format('{\"query\": \"# %d.%012d', number, n) .. rest\n\
+                       end\n\
+                       local head\n\
+                       function init(args)\n\
+                         head = head_of(nil, body(0))\n\
+                       end\n\
+                       function request()\n\
                          counter = counter + 1\n\
-                         return wrk.format(nil, nil, nil,\n\
-                           '{\"query\": \"# ' .. number .. '.' .. counter .. rest)\n\
+                         return head .. body(counter)\n\
                        end\n";
         }
         Ask::Put {
@@ -210,11 +223,20 @@ fn lua(ask: &Ask) -> String {
             script += &format!("local platforms = {platforms}\n");
             script += &format!("local run = \"{}\"\n", run_tag());
             script += NUMBERED;
-            script += "function request()\n\
+            script += "local function body(n)\n\
+                         return string.format('{\"description\": \"revision %s.%d.%012d\"}',\n\
+                           run, number, n)\n\
+                       end\n\
+                       local heads = {}\n\
+                       function init(args)\n\
+                         for i = 0, platforms - 1 do\n\
+                           local path = string.format(\"%sP%03d/\", list, i)\n\
+                           heads[i] = head_of(path, body(0))\n\
+                         end\n\
+                       end\n\
+                       function request()\n\
                          counter = counter + 1\n\
-                         local path = string.format(\"%sP%03d/\", list, counter % platforms)\n\
-                         return wrk.format(nil, path, nil,\n\
-                           '{\"description\": \"revision ' .. run .. '.' .. number .. '.' .. counter .. '\"}')\n\
+                         return heads[counter % platforms] .. body(counter)\n\
                        end\n";
         }
     }
