@@ -137,7 +137,7 @@ impl Wrk {
 /// others. Their bodies are of one length (the counter has a fixed width), so each request is
 /// a head made once by `head_of` (with `wrk.format`, in `init`) and the body: building the
 /// whole request with `wrk.format` every time cost wrk, on the cores it shares with the
-/// server, 3–4 µs of the 25–30 µs it spends per PUT.
+/// server, 3–8 µs of the 20–35 µs it spends per PUT.
 const NUMBERED: &str = "local threads = 0\n\
                         function setup(thread)\n\
                           thread:set(\"number\", threads)\n\
