@@ -35,8 +35,8 @@ impl State {
     pub fn apply(&mut self, change: &Change) {
         match change {
             Change::PutPlatform(p) => {
-                self.platforms
-                    .insert(p.name.as_str().into(), Arc::new(p.clone()));
+                let name = self.platform_name(&p.name);
+                self.platforms.insert(name, Arc::new(p.clone()));
             }
             Change::DeletePlatform(name) => {
                 self.platforms.remove(name.as_str());
@@ -99,12 +99,14 @@ impl State {
         }
     }
 
-    /// The platform name as the usage index already holds it, so groups share one copy.
+    /// The platform name as the platforms or the usage index already hold it, so that they and
+    /// the groups share one copy (and a PUT of a platform allocates no new name).
     fn platform_name(&self, name: &str) -> Arc<str> {
-        match self.usage.get_key_value(name) {
-            Some((shared, _)) => shared.clone(),
-            None => Arc::from(name),
-        }
+        let held = match self.platforms.get_key_value(name) {
+            Some((key, _)) => Some(key),
+            None => self.usage.get_key_value(name).map(|(key, _)| key),
+        };
+        held.map_or_else(|| Arc::from(name), Arc::clone)
     }
 
     /// The names of the stored secrets, ordered (for exports).
